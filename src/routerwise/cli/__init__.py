@@ -1,0 +1,1 @@
+"""Thin typer commands, one module each; every command calls one library function."""
