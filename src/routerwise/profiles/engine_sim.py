@@ -1,0 +1,285 @@
+"""Stage 1 — discrete-event simulation of one vLLM-like serving instance.
+
+Inputs: per-request arrival times (s), prompt and output lengths (tokens), the instance's
+KV-cache capacity (tokens), an ``EngineConfig`` and a ``StepModel`` giving step times (ms).
+Outputs: per-request TTFT, TPOT and end-to-end latency (ms), throughput (requests/s) and the
+mean decode batch size reached.
+
+Scheduling follows vLLM V1 with chunked prefill: every step, each running decode gets one
+token; the remaining ``max_num_batched_tokens`` go to unfinished prefills (oldest first),
+then to waiting requests admitted FCFS while fewer than ``max_num_seqs`` run and their KV
+fits. KV is accounted in tokens (prompt reserved at admission, one more per decoded token);
+when decodes would overflow it, the most recently admitted request is preempted (its KV is
+freed and it is recomputed later, as vLLM's recompute preemption does).
+
+For speed, runs of identical decode-only steps are advanced in one jump up to the next
+event (an arrival, a completion or a full KV cache); the step time of a jump uses the mean
+KV length at its midpoint.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from routerwise.errors import InfeasibleError, InputError
+from routerwise.spec.core import FloatArray, readonly
+
+
+class StepModel(Protocol):
+    """Step times (ms) of one instance."""
+
+    def decode_ms(self, seqs: int, kv: int) -> float: ...
+
+    def mixed_ms(self, chunks: list[tuple[int, int]], seqs: int, kv: int) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """vLLM scheduler limits (defaults: vLLM V1 online serving)."""
+
+    max_num_batched_tokens: int = 8192
+    max_num_seqs: int = 256
+    block_size_tokens: int = 16  # KV capacity is rounded down to whole blocks
+
+    def __post_init__(self) -> None:
+        for name in ("max_num_batched_tokens", "max_num_seqs", "block_size_tokens"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise InputError(f"{name}={value!r} must be a positive integer")
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    """Per-request latencies (ms; NaN TPOT for one-token outputs) and aggregate figures."""
+
+    ttft_ms: FloatArray
+    tpot_ms: FloatArray
+    e2e_ms: FloatArray
+    throughput_rps: float
+    mean_decode_batch: float
+    preemptions: int
+
+
+class _Sim:
+    """Mutable state of one run; ``run`` drives it (kept private: the API is ``simulate``)."""
+
+    def __init__(
+        self, arrivals_s: FloatArray, isl: list[int], osl: list[int], cap: int,
+        cfg: EngineConfig, steps: StepModel,
+    ) -> None:
+        self.arr = [float(a) for a in arrivals_s]
+        self.isl, self.osl, self.cap, self.cfg, self.steps = isl, osl, cap, cfg, steps
+        n = len(isl)
+        self.ttft = [math.nan] * n
+        self.first_s = [0.0] * n
+        self.e2e = [math.nan] * n
+        self.gen = [0] * n  # tokens generated so far (kept up to date except for decoders)
+        self.pre_len = [0] * n
+        self.pre_rem = [0] * n
+        self.waiting: deque[int] = deque()
+        self.prefilling: list[int] = []
+        self.finish_g: dict[int, int] = {}  # decoding rid -> G at which it finishes
+        self.dec_off: dict[int, int] = {}  # decoding rid -> kv - G
+        self.heap: list[tuple[int, int]] = []
+        self.order: list[int] = []  # admission order, for preemption
+        self.t = 0.0
+        self.g = 0  # decode steps done so far (global decode clock)
+        self.nxt = 0
+        self.reserved = 0  # KV tokens reserved by prefilling requests
+        self.off_sum = 0
+        self.done = 0
+        self.busy_ms = 0.0
+        self.batch_ms = 0.0
+        self.preemptions = 0
+        self.last_finish = 0.0
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def used(self) -> int:
+        return self.reserved + self.off_sum + len(self.finish_g) * self.g
+
+    def running(self) -> int:
+        return len(self.prefilling) + len(self.finish_g)
+
+    def take_arrivals(self) -> None:
+        while self.nxt < len(self.arr) and self.arr[self.nxt] <= self.t:
+            self.waiting.append(self.nxt)
+            self.nxt += 1
+
+    def preempt(self) -> None:
+        while True:
+            rid = self.order.pop()
+            if rid in self.finish_g:
+                self.gen[rid] = self.osl[rid] - (self.finish_g.pop(rid) - self.g)
+                self.off_sum -= self.dec_off.pop(rid)
+                break
+            if rid in self.prefilling:
+                self.prefilling.remove(rid)
+                self.reserved -= self.pre_len[rid]
+                break
+        self.preemptions += 1
+        self.waiting.appendleft(rid)
+
+    def admit(self, budget: int, chunks: list[tuple[int, int]]) -> int:
+        while self.waiting and budget > 0 and self.running() < self.cfg.max_num_seqs:
+            rid = self.waiting[0]
+            need = self.isl[rid] + self.gen[rid]
+            if self.used() + need > self.cap:
+                break
+            self.waiting.popleft()
+            self.pre_len[rid] = self.pre_rem[rid] = need
+            self.reserved += need
+            self.prefilling.append(rid)
+            self.order.append(rid)
+            c = min(need, budget)
+            chunks.append((rid, c))
+            budget -= c
+        return budget
+
+    def finish_prefill(self, rid: int) -> None:
+        self.prefilling.remove(rid)
+        self.reserved -= self.pre_len[rid]
+        if self.gen[rid] == 0:
+            self.ttft[rid] = (self.t - self.arr[rid]) * 1e3
+            self.first_s[rid] = self.t
+            self.gen[rid] = 1
+        if self.gen[rid] >= self.osl[rid]:
+            self.complete(rid)
+            return
+        self.finish_g[rid] = self.g + self.osl[rid] - self.gen[rid]
+        self.dec_off[rid] = self.pre_len[rid] - self.g
+        self.off_sum += self.dec_off[rid]
+        heapq.heappush(self.heap, (self.finish_g[rid], rid))
+
+    def complete(self, rid: int) -> None:
+        self.e2e[rid] = (self.t - self.arr[rid]) * 1e3
+        self.gen[rid] = self.osl[rid]
+        self.done += 1
+        self.last_finish = self.t
+        if rid in self.order:
+            self.order.remove(rid)
+
+    def pop_completions(self) -> None:
+        while self.heap and self.heap[0][0] <= self.g:
+            fin, rid = heapq.heappop(self.heap)
+            if self.finish_g.get(rid) != fin:
+                continue  # stale entry of a preempted request
+            del self.finish_g[rid]
+            self.off_sum -= self.dec_off.pop(rid)
+            self.complete(rid)
+
+    def next_finish_steps(self) -> int:
+        while self.heap and self.finish_g.get(self.heap[0][1]) != self.heap[0][0]:
+            heapq.heappop(self.heap)
+        return self.heap[0][0] - self.g
+
+    def mean_kv(self, ahead: float) -> int:
+        n = len(self.finish_g)
+        return int(self.off_sum / n + self.g + ahead) + 1 if n else 0
+
+    # -- steps -------------------------------------------------------------------------
+    def advance(self, dt_ms: float, k: int, seqs: int) -> None:
+        self.t += dt_ms * k / 1e3
+        self.busy_ms += dt_ms * k
+        self.batch_ms += dt_ms * k * seqs
+
+    def mixed_step(self, chunks: list[tuple[int, int]]) -> None:
+        seqs = len(self.finish_g)
+        dt = self.steps.mixed_ms([(c, self.pre_len[r]) for r, c in chunks], seqs, self.mean_kv(0))
+        self.advance(dt, 1, seqs)
+        if seqs:
+            self.g += 1
+        for rid, c in chunks:
+            self.pre_rem[rid] -= c
+            if self.pre_rem[rid] == 0:
+                self.finish_prefill(rid)
+        self.pop_completions()
+
+    def decode_jump(self) -> None:
+        seqs = len(self.finish_g)
+        k = min(self.next_finish_steps(), (self.cap - self.used()) // seqs)
+        dt = self.steps.decode_ms(seqs, self.mean_kv(0))
+        if not self.waiting and self.nxt < len(self.arr):
+            k = min(k, max(1, math.ceil((self.arr[self.nxt] - self.t) * 1e3 / dt)))
+        k = max(1, k)
+        dt = self.steps.decode_ms(seqs, self.mean_kv(k / 2))
+        self.advance(dt, k, seqs)
+        self.g += k
+        self.pop_completions()
+
+    def step(self) -> None:
+        self.take_arrivals()
+        if not (self.finish_g or self.prefilling or self.waiting):
+            self.t = max(self.t, self.arr[self.nxt])
+            return
+        while self.finish_g and self.used() + len(self.finish_g) > self.cap:
+            self.preempt()
+        budget = self.cfg.max_num_batched_tokens - len(self.finish_g)
+        chunks: list[tuple[int, int]] = []
+        for rid in self.prefilling:
+            if budget <= 0:
+                break
+            c = min(self.pre_rem[rid], budget)
+            chunks.append((rid, c))
+            budget -= c
+        self.admit(budget, chunks)
+        if chunks:
+            self.mixed_step(chunks)
+        elif self.finish_g:
+            self.decode_jump()
+        else:
+            raise AssertionError("scheduler stalled: waiting requests but nothing can run")
+
+    def run(self) -> None:
+        while self.done < len(self.arr):
+            self.step()
+
+
+def simulate(
+    arrivals_s: FloatArray,
+    input_tokens: FloatArray,
+    output_tokens: FloatArray,
+    kv_capacity_tokens: int,
+    config: EngineConfig,
+    steps: StepModel,
+) -> SimResult:
+    """Serve every request (sorted ``arrivals_s``) to completion; return its latencies."""
+    isl = [int(v) for v in input_tokens]
+    osl = [int(v) for v in output_tokens]
+    cap = kv_capacity_tokens // config.block_size_tokens * config.block_size_tokens
+    longest = max(i + o for i, o in zip(isl, osl, strict=True))
+    if longest > cap:
+        raise InfeasibleError(
+            f"a request of {longest} tokens (prompt + output) exceeds the KV cache of {cap} "
+            "tokens; give the model more memory (higher tp or share) or shorter requests",
+            reachable={"kv_capacity_tokens": cap, "longest_request_tokens": longest},
+        )
+    sim = _Sim(arrivals_s, isl, osl, cap, config, steps)
+    sim.run()
+    first = [sim.first_s[r] for r in range(len(osl))]
+    tpot = [
+        (sim.e2e[r] / 1e3 + sim.arr[r] - first[r]) * 1e3 / (osl[r] - 1) if osl[r] > 1 else math.nan
+        for r in range(len(osl))
+    ]
+    span = sim.last_finish - float(arrivals_s[0])
+    return SimResult(
+        ttft_ms=readonly(sim.ttft),
+        tpot_ms=readonly(tpot),
+        e2e_ms=readonly(sim.e2e),
+        throughput_rps=len(osl) / span if span > 0 else math.inf,
+        mean_decode_batch=sim.batch_ms / sim.busy_ms if sim.busy_ms > 0 else 0.0,
+        preemptions=sim.preemptions,
+    )
+
+
+def burst_throughput_rps(result: SimResult, arrivals_s: FloatArray) -> float:
+    """Steady throughput of a burst run: completions between the 10th and 90th percentile."""
+    finish_s = np.sort(np.asarray(arrivals_s) + result.e2e_ms / 1e3)
+    lo, hi = int(0.1 * len(finish_s)), int(0.9 * len(finish_s))
+    span = finish_s[hi] - finish_s[lo]
+    return float((hi - lo) / span) if span > 0 else result.throughput_rps

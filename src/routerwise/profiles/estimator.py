@@ -1,0 +1,311 @@
+"""Stage 1 — the GPU-free profile estimator: a latency table for one instance shape.
+
+Inputs: a ``ModelArch``, a ``GpuSpec``, tensor parallelism, an MPS share in (0, 1], arrival
+rates (requests/s; or ``None`` to sweep up to saturation) and ``TokenLengths``. Output: a
+``ProfileTable`` with ``model, rate_rps, ttft_mean_ms, ttft_p50_ms, ttft_p90_ms, ttft_p99_ms,
+tpot_mean_ms, e2e_mean_ms, throughput_rps, gpu, tp, mps_share, provenance='estimated'``.
+
+Per rate, ``num_requests`` Poisson arrivals are served by the engine simulation
+(``engine_sim``) whose step times come from aiconfigurator's kernel data (``aic_steps``)
+slowed by the MPS model (``mps``). All rates share one stream of unit-rate inter-arrival
+gaps and one length sample (common random numbers), so curves are smooth in the rate;
+latency columns are then made non-decreasing in the rate (a running maximum), because
+the physics says they are and sampling noise must not say otherwise.
+
+``estimate_profile`` is pure (randomness only from ``numpy.random.Generator(seed)``);
+``estimate_profile_cached`` adds the on-disk cache keyed by a content hash of every input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from routerwise.errors import InputError
+from routerwise.profiles.aic_steps import aic_version, step_times
+from routerwise.profiles.engine_sim import (
+    EngineConfig,
+    SimResult,
+    StepModel,
+    burst_throughput_rps,
+    simulate,
+)
+from routerwise.profiles.memory import DEFAULT_MEMORY, MemoryModel, check_share, kv_capacity_tokens
+from routerwise.profiles.mps import DEFAULT_MPS, MpsModel
+from routerwise.profiles.table import ProfileTable, validate_profile_frame
+from routerwise.spec.catalog import GpuSpec, ModelArch, check_tp
+from routerwise.spec.core import FloatArray, readonly
+
+log = logging.getLogger(__name__)
+
+PROFILE_COLUMNS = (
+    "model", "rate_rps", "ttft_mean_ms", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms",
+    "tpot_mean_ms", "e2e_mean_ms", "throughput_rps", "gpu", "tp", "mps_share", "provenance",
+)
+_LATENCY_COLUMNS = PROFILE_COLUMNS[2:8]
+_SWEEP_LOW, _SWEEP_HIGH = 0.05, 0.95  # sweep rates as fractions of the saturation rate
+_CACHE_SCHEMA = 1
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLengths:
+    """Prompt and output lengths (tokens): one fixed pair, or a pool sampled with replacement."""
+
+    input_tokens: FloatArray
+    output_tokens: FloatArray
+    source: str = "fixed"
+
+    def __post_init__(self) -> None:
+        if self.input_tokens.shape != self.output_tokens.shape or self.input_tokens.ndim != 1:
+            raise InputError(f"{self.source}: input and output token arrays differ in shape")
+        if len(self.input_tokens) == 0:
+            raise InputError(f"{self.source}: no token lengths")
+        for name in ("input_tokens", "output_tokens"):
+            values = getattr(self, name)
+            bad = ~np.isfinite(values) | (values < 1)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InputError(f"{self.source}: {name}[{i}]={values[i]!r} must be >= 1 token")
+
+    @classmethod
+    def fixed(cls, input_tokens: int, output_tokens: int) -> TokenLengths:
+        for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+            if value < 1:
+                raise InputError(f"{name}={value!r} must be a positive number of tokens")
+        return cls(readonly([input_tokens]), readonly([output_tokens]), "fixed")
+
+    @classmethod
+    def pool(
+        cls, input_tokens: Sequence[float], output_tokens: Sequence[float], source: str
+    ) -> TokenLengths:
+        inp = readonly(np.ceil(np.asarray(input_tokens, dtype=np.float64)))
+        out = readonly(np.ceil(np.asarray(output_tokens, dtype=np.float64)))
+        return cls(inp, out, source)
+
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[FloatArray, FloatArray]:
+        if len(self.input_tokens) == 1:
+            return np.full(n, self.input_tokens[0]), np.full(n, self.output_tokens[0])
+        idx = rng.integers(0, len(self.input_tokens), size=n)
+        return self.input_tokens[idx], self.output_tokens[idx]
+
+    def digest(self) -> str:
+        h = hashlib.sha256(np.ascontiguousarray(self.input_tokens).tobytes())
+        h.update(np.ascontiguousarray(self.output_tokens).tobytes())
+        return h.hexdigest()
+
+
+class ScaledSteps:
+    """Step times of a full-GPU ``StepModel`` slowed by an MPS share."""
+
+    def __init__(self, base: StepModel, share: float, ridge_tokens: float, mps: MpsModel) -> None:
+        self._base, self._share, self._ridge, self._mps = base, share, ridge_tokens, mps
+
+    def decode_ms(self, seqs: int, kv: int) -> float:
+        t = self._base.decode_ms(seqs, kv)
+        return t * self._mps.slowdown(self._share, seqs, self._ridge)
+
+    def mixed_ms(self, chunks: list[tuple[int, int]], seqs: int, kv: int) -> float:
+        t = self._base.mixed_ms(chunks, seqs, kv)
+        tokens = seqs + sum(c for c, _ in chunks)
+        return t * self._mps.slowdown(self._share, tokens, self._ridge)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceShape:
+    """Everything fixed about one estimated instance (besides the traffic)."""
+
+    model: ModelArch
+    gpu: GpuSpec
+    tp: int
+    mps_share: float
+    engine: EngineConfig = EngineConfig()  # noqa: RUF009 (frozen, so sharing is safe)
+    memory: MemoryModel = DEFAULT_MEMORY
+    mps: MpsModel = DEFAULT_MPS
+
+    def __post_init__(self) -> None:
+        check_tp(self.model, self.tp)
+        check_share(self.mps_share)
+
+    def kv_capacity_tokens(self) -> int:
+        return kv_capacity_tokens(self.model, self.gpu, self.tp, self.mps_share, self.memory)
+
+    def step_model(self) -> StepModel:
+        base = step_times(self.model, self.gpu.aic_system, self.tp)
+        return ScaledSteps(base, self.mps_share, self.gpu.ridge_tokens, self.mps)
+
+
+def _check_rates(rates_rps: Sequence[float]) -> tuple[float, ...]:
+    rates = tuple(float(r) for r in rates_rps)
+    if not rates:
+        raise InputError("rates_rps is empty; give at least one positive rate or sweep")
+    for r in rates:
+        if not (math.isfinite(r) and r > 0):
+            raise InputError(f"rate_rps={r!r} must be a positive, finite number of requests/s")
+    return tuple(sorted(set(rates)))
+
+
+def _requests_for(rate: float, num_requests: int, duration_s: float | None) -> int:
+    if duration_s is None:
+        return num_requests
+    return int(min(50_000, max(100, math.ceil(rate * duration_s))))
+
+
+def run_rate(
+    shape: InstanceShape, steps: StepModel, cap: int, rate: float, lengths: TokenLengths,
+    num_requests: int, seed: int,
+) -> SimResult:
+    """One simulation at ``rate`` (math.inf = every request arrives at t = 0)."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1.0, size=num_requests)
+    isl, osl = lengths.sample(rng, num_requests)
+    arrivals = np.zeros(num_requests) if math.isinf(rate) else np.cumsum(gaps) / rate
+    return simulate(arrivals, isl, osl, cap, shape.engine, steps)
+
+
+def saturation_rps(
+    shape: InstanceShape, lengths: TokenLengths, num_requests: int = 2000, seed: int = 0
+) -> float:
+    """Highest sustainable request rate: steady throughput of a burst of ``num_requests``."""
+    cap = shape.kv_capacity_tokens()
+    steps = shape.step_model()
+    n = max(num_requests, 4 * shape.engine.max_num_seqs)
+    res = run_rate(shape, steps, cap, math.inf, lengths, n, seed)
+    return burst_throughput_rps(res, np.zeros(n))
+
+
+def _row(shape: InstanceShape, rate: float, res: SimResult) -> dict[str, object]:
+    ttft = res.ttft_ms
+    tpot = res.tpot_ms[np.isfinite(res.tpot_ms)]
+    return {
+        "model": shape.model.id,
+        "rate_rps": rate,
+        "ttft_mean_ms": float(np.mean(ttft)),
+        "ttft_p50_ms": float(np.percentile(ttft, 50)),
+        "ttft_p90_ms": float(np.percentile(ttft, 90)),
+        "ttft_p99_ms": float(np.percentile(ttft, 99)),
+        "tpot_mean_ms": float(np.mean(tpot)) if len(tpot) else float("nan"),
+        "e2e_mean_ms": float(np.mean(res.e2e_ms)),
+        "throughput_rps": res.throughput_rps,
+        "gpu": shape.gpu.name,
+        "tp": shape.tp,
+        "mps_share": shape.mps_share,
+        "provenance": "estimated",
+    }
+
+
+def _monotone(frame: pd.DataFrame) -> pd.DataFrame:
+    for col in _LATENCY_COLUMNS:
+        raw = frame[col].to_numpy(dtype=np.float64)
+        fixed = np.fmax.accumulate(raw)
+        if np.any(fixed > raw * 1.01):
+            log.debug("%s: raised %s to a running maximum over rates", frame["model"].iloc[0], col)
+        frame[col] = fixed
+    return frame
+
+
+def estimate_profile(
+    model: ModelArch,
+    gpu: GpuSpec,
+    tp: int,
+    mps_share: float,
+    rates_rps: Sequence[float] | None,
+    lengths: TokenLengths,
+    *,
+    num_requests: int = 2000,
+    seed: int = 0,
+    sweep_points: int = 10,
+    duration_s: float | None = None,
+    engine: EngineConfig | None = None,
+    progress: Progress | None = None,
+) -> ProfileTable:
+    """Estimated profile of one instance shape; ``rates_rps=None`` sweeps to saturation."""
+    if num_requests < 1:
+        raise InputError(f"{num_requests=} must be >= 1")
+    if sweep_points < 2:
+        raise InputError(f"{sweep_points=} must be >= 2")
+    shape = InstanceShape(model, gpu, tp, mps_share, engine or EngineConfig())
+    cap = shape.kv_capacity_tokens()
+    steps = shape.step_model()
+    if rates_rps is None:
+        sat = saturation_rps(shape, lengths, num_requests, seed)
+        rates = tuple(float(r) for r in np.linspace(_SWEEP_LOW, _SWEEP_HIGH, sweep_points) * sat)
+    else:
+        rates = _check_rates(rates_rps)
+    rows = []
+    for i, rate in enumerate(rates):
+        n = _requests_for(rate, num_requests, duration_s)
+        rows.append(_row(shape, rate, run_rate(shape, steps, cap, rate, lengths, n, seed)))
+        if progress is not None:
+            progress(i + 1, len(rates))
+    frame = _monotone(pd.DataFrame(rows, columns=list(PROFILE_COLUMNS)))
+    source = f"<estimated {model.id} on {gpu.name} tp={tp} share={mps_share}>"
+    return validate_profile_frame(frame, source)
+
+
+def cache_key(
+    model: ModelArch, gpu: GpuSpec, tp: int, mps_share: float, rates_rps: Sequence[float] | None,
+    lengths: TokenLengths, **params: object,
+) -> str:
+    """Content hash of everything that determines an estimated profile."""
+    payload = {
+        "schema": _CACHE_SCHEMA, "aic": aic_version(), "model": asdict(model), "gpu": asdict(gpu),
+        "tp": tp, "mps_share": float(mps_share),
+        "rates": None if rates_rps is None else [float(r) for r in rates_rps],
+        "lengths": lengths.digest(), "mps": asdict(DEFAULT_MPS), "memory": asdict(DEFAULT_MEMORY),
+        "params": {k: asdict(v) if isinstance(v, EngineConfig) else v for k, v in params.items()},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """``$ROUTERWISE_CACHE_DIR``, else ``~/.cache/routerwise``."""
+    env = os.environ.get("ROUTERWISE_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "routerwise"
+
+
+def estimate_profile_cached(
+    model: ModelArch,
+    gpu: GpuSpec,
+    tp: int,
+    mps_share: float,
+    rates_rps: Sequence[float] | None,
+    lengths: TokenLengths,
+    *,
+    num_requests: int = 2000,
+    seed: int = 0,
+    sweep_points: int = 10,
+    duration_s: float | None = None,
+    engine: EngineConfig | None = None,
+    progress: Progress | None = None,
+    cache_dir: Path | None = None,
+) -> ProfileTable:
+    """``estimate_profile`` through an on-disk cache (``<cache_dir>/profiles/<hash>.csv``)."""
+    engine = engine or EngineConfig()
+    key = cache_key(
+        model, gpu, tp, mps_share, rates_rps, lengths, num_requests=num_requests, seed=seed,
+        sweep_points=sweep_points, duration_s=duration_s, engine=engine,
+    )
+    path = (cache_dir or default_cache_dir()) / "profiles" / f"{key}.csv"
+    if path.is_file():
+        log.debug("profile cache hit: %s", path)
+        return validate_profile_frame(pd.read_csv(path), str(path))
+    table = estimate_profile(
+        model, gpu, tp, mps_share, rates_rps, lengths, num_requests=num_requests, seed=seed,
+        sweep_points=sweep_points, duration_s=duration_s, engine=engine, progress=progress,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    table.to_csv(tmp)
+    tmp.replace(path)
+    return table
