@@ -1,0 +1,194 @@
+"""Stage 0 — the YAML spec file: pydantic models at the edge, frozen catalog types inside.
+
+Inputs: a YAML file (``load_spec``). Outputs: a validated, frozen ``Spec``; its JSON schema
+(``spec_json_schema``, printed by ``routerwise schema``). Units: rates in requests/s, SLO
+targets in ms, MPS shares as fractions in (0, 1].
+
+Errors name the file and the field path, e.g.
+``spec.yaml: models[1].catalog_id: unknown model 'foo'; known: ...``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from routerwise.errors import InputError, SpecError
+from routerwise.spec.catalog import MODEL_CATALOG, ModelArch, get_gpu, get_model
+
+_ARCH_FIELDS = (
+    "num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "intermediate_size",
+    "vocab_size",
+)
+
+
+class _Edge(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClusterSpec(_Edge):
+    """The GPUs available to serve all models."""
+
+    gpu_type: str = Field(description="GPU type from the catalog (e.g. A100-SXM-80GB, H100-SXM).")
+    num_gpus: int = Field(ge=1, description="Number of GPUs in the cluster.")
+    gpus_per_node: int = Field(
+        default=8, ge=1, description="GPUs per node (tensor parallelism stays inside a node)."
+    )
+
+    @field_validator("gpu_type")
+    @classmethod
+    def _known_gpu(cls, value: str) -> str:
+        try:
+            return get_gpu(value).name
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class ModelEntry(_Edge):
+    """A model to serve: a catalog id, or its architecture facts."""
+
+    name: str = Field(
+        min_length=1, description="Name of the model (a score column of the workload)."
+    )
+    catalog_id: str | None = Field(
+        default=None,
+        description="Model catalog id (e.g. llama-3.1-8b); omit to give architecture facts.",
+    )
+    num_layers: int | None = Field(default=None, ge=1, description="Transformer layers.")
+    hidden_size: int | None = Field(default=None, ge=1, description="Hidden size.")
+    num_attention_heads: int | None = Field(default=None, ge=1, description="Attention heads.")
+    num_kv_heads: int | None = Field(default=None, ge=1, description="Key/value heads (GQA).")
+    intermediate_size: int | None = Field(default=None, ge=1, description="MLP intermediate size.")
+    vocab_size: int | None = Field(default=None, ge=1, description="Vocabulary size.")
+    dtype_bytes: int = Field(default=2, ge=1, le=4, description="Bytes per weight/KV element.")
+    max_tp: int | None = Field(default=None, ge=1, description="Largest tensor parallelism to try.")
+
+    @field_validator("catalog_id")
+    @classmethod
+    def _known_model(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return get_model(value).id
+        except InputError:
+            known = ", ".join(MODEL_CATALOG)
+            raise ValueError(f"unknown model {value!r}; known: {known}") from None
+
+    @model_validator(mode="after")
+    def _catalog_or_facts(self) -> ModelEntry:
+        given = [f for f in _ARCH_FIELDS if getattr(self, f) is not None]
+        if self.catalog_id is not None and given:
+            raise ValueError(f"give catalog_id or architecture facts, not both (got {given})")
+        if self.catalog_id is None and len(given) != len(_ARCH_FIELDS):
+            missing = [f for f in _ARCH_FIELDS if getattr(self, f) is None]
+            raise ValueError(f"no catalog_id: architecture facts needed; missing {missing}")
+        if self.catalog_id is None:
+            try:
+                self.to_arch()
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    def to_arch(self) -> ModelArch:
+        """The frozen architecture (from the catalog, or built from the facts)."""
+        if self.catalog_id is not None:
+            return get_model(self.catalog_id)
+        facts: dict[str, Any] = {f: getattr(self, f) for f in _ARCH_FIELDS}
+        return ModelArch(
+            id=self.name, dtype_bytes=self.dtype_bytes, source="spec file architecture facts",
+            notes="mapped onto the Llama architecture for aiconfigurator", **facts,
+        )
+
+
+class WorkloadRef(_Edge):
+    """Where the prompts come from: a built-in scenario workload or a file."""
+
+    builtin: str | None = Field(default=None, description="Name of a built-in workload.")
+    path: str | None = Field(default=None, description="Path of a workload file.")
+    format: Literal["auto", "csv", "parquet", "routerbench", "llmrouter"] = Field(
+        default="auto", description="File format of `path` (auto: from the file name)."
+    )
+    num_prompts: int | None = Field(default=None, ge=1, description="Sample this many prompts.")
+    seed: int = Field(default=0, description="Seed of the prompt sample.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkloadRef:
+        if (self.builtin is None) == (self.path is None):
+            raise ValueError("give exactly one of builtin or path")
+        return self
+
+
+class SloSpec(_Edge):
+    """The latency target."""
+
+    metric: Literal["ttft", "tpot", "e2e"] = Field(
+        default="ttft",
+        description="Latency metric: time to first token, per output token, end-to-end.",
+    )
+    stat: Literal["mean", "p50", "p90", "p99"] = Field(
+        default="mean", description="Statistic of the metric over requests (fleet-wide)."
+    )
+    target_ms: float = Field(gt=0, description="Target value of the statistic in ms.")
+
+
+class Spec(_Edge):
+    """A RouterWise planning problem."""
+
+    name: str = Field(default="spec", description="Name of this spec.")
+    cluster: ClusterSpec = Field(description="The GPU cluster.")
+    models: tuple[ModelEntry, ...] = Field(min_length=1, description="Models to serve.")
+    workload: WorkloadRef = Field(description="The prompts (scores and token lengths).")
+    rate_rps: float = Field(gt=0, description="Total arrival rate in requests/s.")
+    slo: SloSpec = Field(description="The latency SLO.")
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: tuple[ModelEntry, ...]) -> tuple[ModelEntry, ...]:
+        names = [m.name for m in models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate model names {dupes}")
+        return models
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def _message(error: Any) -> str:
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> Spec:
+    """Validate a parsed YAML/JSON document; errors name ``source`` and each field path."""
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: {_loc(tuple(e['loc']))}: {_message(e)}" for e in exc.errors()]
+        raise SpecError("\n".join(lines)) from None
+
+
+def load_spec(path: Path | str) -> Spec:
+    """Read and validate a YAML spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a spec must be a YAML mapping, not {type(data).__name__}")
+    return parse_spec(data, str(path))
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """JSON schema of the spec file."""
+    return Spec.model_json_schema()
