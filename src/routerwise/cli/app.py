@@ -10,7 +10,7 @@ import logging
 import typer
 
 from routerwise import __version__
-from routerwise.cli import route
+from routerwise.cli import catalog, estimate, route, schema
 
 app = typer.Typer(
     name="routerwise",
@@ -20,6 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("route")(route.route)
+app.command("estimate")(estimate.estimate)
+app.command("catalog")(catalog.catalog)
+app.command("schema")(schema.schema)
 
 
 def _version(value: bool) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from routerwise.errors import InputError
 from routerwise.profiles.aic_steps import aic_version, step_times
@@ -44,6 +45,7 @@ from routerwise.profiles.mps import DEFAULT_MPS, MpsModel
 from routerwise.profiles.table import ProfileTable, validate_profile_frame
 from routerwise.spec.catalog import GpuSpec, ModelArch, check_tp
 from routerwise.spec.core import FloatArray, readonly
+from routerwise.spec.workload import Workload
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +88,7 @@ class TokenLengths:
         return cls(readonly([input_tokens]), readonly([output_tokens]), "fixed")
 
     @classmethod
-    def pool(
-        cls, input_tokens: Sequence[float], output_tokens: Sequence[float], source: str
-    ) -> TokenLengths:
+    def pool(cls, input_tokens: ArrayLike, output_tokens: ArrayLike, source: str) -> TokenLengths:
         inp = readonly(np.ceil(np.asarray(input_tokens, dtype=np.float64)))
         out = readonly(np.ceil(np.asarray(output_tokens, dtype=np.float64)))
         return cls(inp, out, source)
@@ -309,3 +309,16 @@ def estimate_profile_cached(
     table.to_csv(tmp)
     tmp.replace(path)
     return table
+
+
+def lengths_from_workload(workload: Workload, model: str | None = None) -> TokenLengths:
+    """Token lengths of a workload: its prompts' input lengths and ``model``'s output lengths
+    (all models' outputs pooled when ``model`` is not one of its columns)."""
+    if workload.input_tokens is None or workload.output_tokens is None:
+        raise InputError(f"{workload.source}: the workload has no token lengths")
+    inp, out = workload.input_tokens, workload.output_tokens
+    if model in workload.models:
+        col = out[:, workload.models.index(model)]
+        return TokenLengths.pool(inp, col, f"{workload.source} ({model})")
+    k = out.shape[1]
+    return TokenLengths.pool(np.repeat(inp, k), out.reshape(-1), f"{workload.source} (all models)")
