@@ -60,7 +60,7 @@ def test_task_mix_follows_weights(data: ScenarioData, workload: Workload) -> Non
 
 def test_outcomes_correlate_across_models(workload: Workload) -> None:
     assert workload.truth is not None
-    corr = np.corrcoef(workload.truth.T)
+    corr = np.asarray(np.corrcoef(workload.truth.T))
     assert (corr[np.triu_indices(workload.num_models, 1)] > 0.15).all()
 
 

@@ -19,6 +19,7 @@ from routerwise.scenarios.registry import (
     get_scenario,
     load_scenario_data,
     load_scenario_data_file,
+    load_scenario_spec,
     scenario_workload,
 )
 
@@ -38,6 +39,14 @@ def test_every_scenario_has_cited_data_for_its_models(name: str) -> None:
         assert md.output_tokens.source, model
     assert any("HELM Lite" in s for s in data.sources)
     assert any("commit" in s for s in data.sources)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario_spec_matches_registry_and_catalog(name: str) -> None:
+    spec = load_scenario_spec(name)
+    assert spec.workload.builtin == name
+    assert tuple(m.catalog_id for m in spec.models) == SCENARIOS[name].models
+    assert tuple(m.name for m in spec.models) == SCENARIOS[name].models
 
 
 def test_required_scenarios_and_models() -> None:

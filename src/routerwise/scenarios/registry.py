@@ -1,8 +1,9 @@
 """Built-in scenarios and their cited data files (shipped as package data).
 
 Stage: scenarios (uses ``spec`` only).
-Inputs: a scenario or data-file name. Outputs: :class:`ScenarioData`, :class:`BuiltinScenario`
-and, through :func:`scenario_workload`, a ``derived`` Workload.
+Inputs: a scenario or data-file name. Outputs: :class:`ScenarioData`, :class:`BuiltinScenario`,
+the scenario's spec (``data/<scenario>.yaml``, :func:`load_scenario_spec`) and, through
+:func:`scenario_workload`, a ``derived`` Workload.
 Nothing is read at import time: data files are parsed on first use and cached.
 """
 
@@ -23,6 +24,7 @@ import yaml
 from routerwise.errors import InputError
 from routerwise.scenarios.derive import derive_workload
 from routerwise.scenarios.scenario_data import ScenarioData, scenario_data_from_mapping
+from routerwise.spec.spec_file import Spec, parse_spec
 from routerwise.spec.workload import Workload
 
 #: Data-file name → file in ``routerwise/scenarios/data``.
@@ -98,6 +100,14 @@ def load_scenario_data_file(path: Path) -> ScenarioData:
         raise InputError(f"{path}: scenario data file does not exist")
     raw = _parse(path.read_text(encoding="utf-8"), str(path), path.suffix.lower())
     return scenario_data_from_mapping(raw, str(path))
+
+
+def load_scenario_spec(name: str) -> Spec:
+    """The spec (cluster, models, rate, SLO) of built-in scenario ``name``: data/<name>.yaml."""
+    get_scenario(name)
+    origin = f"routerwise/scenarios/data/{name}.yaml"
+    text = (resources.files("routerwise.scenarios") / "data" / f"{name}.yaml").read_text("utf-8")
+    return parse_spec(_parse(text, origin, ".yaml"), origin)
 
 
 def get_scenario(name: str) -> BuiltinScenario:
