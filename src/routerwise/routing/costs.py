@@ -1,0 +1,123 @@
+"""Per-model SLO cost functions of the routed fraction, and their convex envelopes.
+
+For total rate ``Λ`` (req/s) and a curve ``ℓ`` (ms), the fleet-mean SLO charges model m
+``h(x) = x · ℓ(Λ x)`` ms for a fraction ``x`` of requests, and requires ``Σ_m h_m(x_m) ≤ τ``.
+``h`` is convex when ``ℓ``'s slopes do not decrease; otherwise the solvers work on its lower
+convex envelope and say so (``convexified``).
+
+We sample ``h`` densely enough that the chord (piecewise-linear) interpolation is within
+``tol_ms`` of ``h`` (chords of a convex function lie above it, so they are conservative), take
+the lower convex hull of the samples, and derive the "supply" function ``x(p)`` — the load a
+model takes at marginal cost ``p`` — as the inverse of the envelope's derivative.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from routerwise.latency.curve import LatencyCurve
+from routerwise.spec.core import FloatArray, readonly
+
+MAX_SAMPLES_PER_SEGMENT = 4000
+
+
+def lower_hull(xs: FloatArray, ys: FloatArray) -> np.ndarray:
+    """Indices of the lower convex hull of points sorted by x (Andrew's monotone chain)."""
+    hull: list[int] = []
+    for i in range(len(xs)):
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            cross = (xs[b] - xs[a]) * (ys[i] - ys[a]) - (ys[b] - ys[a]) * (xs[i] - xs[a])
+            if cross <= 0:  # b lies on or above segment a–i
+                hull.pop()
+            else:
+                break
+        hull.append(i)
+    return np.asarray(hull, dtype=np.intp)
+
+
+def _sample_grid(curve: LatencyCurve, total_rps: float, cap_x: float, tol_ms: float) -> FloatArray:
+    """Fractions x at which to sample h: breakpoints plus enough interior points per segment."""
+    knots = np.concatenate(([0.0], curve.rates_ / total_rps))
+    knots = np.unique(np.clip(knots, 0.0, cap_x))
+    slopes = np.diff(curve.values_) / np.diff(curve.rates_)  # ms per req/s, per profile segment
+    pieces = [knots[:1]]
+    for lo, hi in zip(knots[:-1], knots[1:], strict=True):
+        mid_rate = 0.5 * (lo + hi) * total_rps
+        seg = min(int(np.searchsorted(curve.rates_, mid_rate)) - 1, len(slopes) - 1)
+        curvature = 2.0 * max(float(slopes[seg]), 0.0) * total_rps if seg >= 0 else 0.0
+        # chord error of a quadratic with second derivative c over width d is c·d²/8
+        n = 1 if curvature == 0 else math.ceil((hi - lo) * math.sqrt(curvature / (8 * tol_ms)))
+        n = max(1, min(n, MAX_SAMPLES_PER_SEGMENT))
+        pieces.append(np.linspace(lo, hi, n + 1)[1:])
+    return np.concatenate(pieces)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCost:
+    """Convexified SLO cost of one model at one total rate; fractions ``x`` in [0, cap_x]."""
+
+    model: str
+    total_rps: float
+    cap_x: float  # highest routable fraction (profiled capacity / Λ)
+    xs: FloatArray  # hull vertices (fractions)
+    hs: FloatArray  # envelope values at the vertices (ms · fraction)
+    supply_p: FloatArray  # supply knots: marginal cost (ms) …
+    supply_x: FloatArray  # … and the fraction taken at that marginal cost
+    convexified: bool
+    curve: LatencyCurve
+
+    @property
+    def chord_slopes(self) -> FloatArray:
+        return np.diff(self.hs) / np.diff(self.xs)
+
+    def true_cost(self, x: FloatArray | float) -> FloatArray:
+        """``h(x) = x · ℓ(Λx)`` on the real curve; ``inf`` past capacity."""
+        xa = np.asarray(x, dtype=np.float64)
+        rate = np.minimum(xa * self.total_rps, np.where(xa <= self.cap_x * (1 + 1e-9),
+                                                         self.curve.capacity_rps_, np.inf))
+        return np.where(xa > 0, xa * self.curve(rate), 0.0)
+
+    def envelope_cost(self, x: FloatArray | float) -> FloatArray:
+        return np.interp(np.asarray(x, dtype=np.float64), self.xs, self.hs)
+
+    def supply(self, p: FloatArray | float) -> FloatArray:
+        return np.interp(np.asarray(p, dtype=np.float64), self.supply_p, self.supply_x,
+                         left=0.0, right=self.cap_x)
+
+
+def build_cost(curve: LatencyCurve, model: str, total_rps: float, slo_ms: float) -> ModelCost:
+    """Sample, convexify and invert the fleet-mean cost of ``model`` at rate ``total_rps``."""
+    cap_x = min(curve.capacity_rps_ / total_rps, 1.0)
+    tol_ms = 1e-7 * slo_ms
+    xs = _sample_grid(curve, total_rps, cap_x, tol_ms)
+    hs = xs * curve(xs * total_rps)
+    hull = lower_hull(xs, hs)
+    hx, hh = xs[hull], hs[hull]
+    gap = hs - np.interp(xs, hx, hh)
+    convexified = bool(gap.max(initial=0.0) > 1e-9 * max(slo_ms, float(hs.max(initial=0.0))))
+    p, x = _supply_knots(hx, hh, slo_ms)
+    return ModelCost(model=model, total_rps=total_rps, cap_x=cap_x, xs=readonly(hx),
+                     hs=readonly(hh), supply_p=readonly(p), supply_x=readonly(x),
+                     convexified=convexified, curve=curve)
+
+
+def _supply_knots(hx: FloatArray, hh: FloatArray, slo_ms: float) -> tuple[FloatArray, FloatArray]:
+    """Knots (marginal cost, fraction) of the inverse derivative of the hull interpolant.
+
+    At each vertex the derivative is taken as the mean of the adjacent chord slopes (exact for
+    quadratic pieces sampled evenly); a vanishing ramp (``1e-9·τ`` per unit of x) keeps the knots
+    strictly increasing so the supply function is single-valued.
+    """
+    g = np.diff(hh) / np.diff(hx)
+    p = np.empty(len(hx))
+    p[0] = g[0]
+    p[-1] = g[-1]
+    p[1:-1] = 0.5 * (g[:-1] + g[1:])
+    p = np.maximum.accumulate(p) + 1e-9 * slo_ms * hx
+    # the first vertex (x = 0) gets a knot just below the first slope: supply starts there
+    p[0] = min(p[0], p[1] - 1e-9 * slo_ms) if len(p) > 1 else p[0]
+    return p, hx.copy()

@@ -1,0 +1,27 @@
+"""Registry of routing solvers (DESIGN.md §5.5): a Protocol and an explicit name → function map."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from routerwise.errors import InputError
+from routerwise.routing.dual import solve_dual
+from routerwise.routing.exact import solve_exact
+from routerwise.routing.problem import RoutingProblem, RoutingResult
+
+
+class Solver(Protocol):
+    def __call__(self, problem: RoutingProblem) -> RoutingResult: ...
+
+
+SOLVERS: Mapping[str, Solver] = {"dual": solve_dual, "exact": solve_exact}
+
+
+def solve(problem: RoutingProblem, solver: str = "dual") -> RoutingResult:
+    """Solve ``problem`` with the solver named ``solver``."""
+    try:
+        fn = SOLVERS[solver]
+    except KeyError:
+        raise InputError(f"unknown solver {solver!r}; known: {sorted(SOLVERS)}") from None
+    return fn(problem)
