@@ -78,7 +78,8 @@ class TokenLengths:
             bad = ~np.isfinite(values) | (values < 1)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise InputError(f"{self.source}: {name}[{i}]={values[i]!r} must be >= 1 token")
+                bad_value = float(values[i])
+                raise InputError(f"{self.source}: {name}[{i}]={bad_value!r} must be >= 1 token")
 
     @classmethod
     def fixed(cls, input_tokens: int, output_tokens: int) -> TokenLengths:

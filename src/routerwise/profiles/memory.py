@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from routerwise.errors import InfeasibleError, InputError
-from routerwise.spec.catalog import GpuSpec, ModelArch, check_tp
+from routerwise.spec.catalog import GpuSpec, ModelArch, check_tp, valid_tps
 
 GIB = float(1 << 30)
 
@@ -74,11 +74,17 @@ def kv_capacity_tokens(
     if tokens < mem.min_kv_tokens:
         need = shard_need_gib(model, tp, mem)
         have = gpu.memory_gib * mps_share * mem.gpu_memory_utilization
+        ok = [t for t in valid_tps(model) if _kv_tokens(model, gpu, t, mps_share, mem)
+              >= mem.min_kv_tokens]
+        hint = f"; it fits at tp={ok[0]}" if ok else (
+            "; it does not fit at any tp up to 8 at this share"
+            if mps_share < 1 else "; it does not fit even at full share and tp up to 8")
         raise InfeasibleError(
             f"model {model.id!r} does not fit on {gpu.name} at {tp=}, {mps_share=}: each shard "
             f"needs {need:.1f} GiB (weights {weights_gib(model) / tp:.1f} GiB + reserve + "
-            f"{mem.min_kv_tokens} tokens of KV) but the share gives {have:.1f} GiB",
-            reachable={"need_gib_per_gpu": need, "have_gib_per_gpu": have, "kv_tokens": tokens},
+            f"{mem.min_kv_tokens} tokens of KV) but the share gives {have:.1f} GiB{hint}",
+            reachable={"need_gib_per_gpu": need, "have_gib_per_gpu": have, "kv_tokens": tokens,
+                       "fits_at_tp": ok[0] if ok else None},
         )
     return tokens
 

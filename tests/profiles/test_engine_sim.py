@@ -1,0 +1,61 @@
+"""The engine simulation with a synthetic step model (no aiconfigurator): fast invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from routerwise.errors import InfeasibleError
+from routerwise.profiles.engine_sim import EngineConfig, simulate
+
+
+class LinearSteps:
+    """Step time = 5 ms + 0.01 ms per token + 0.001 ms per KV token of each decode."""
+
+    def decode_ms(self, seqs: int, kv: int) -> float:
+        return 5.0 + 0.01 * seqs + 0.001 * kv * seqs / 100
+
+    def mixed_ms(self, chunks: list[tuple[int, int]], seqs: int, kv: int) -> float:
+        return 5.0 + 0.01 * (seqs + sum(c for c, _ in chunks)) + 0.001 * kv * seqs / 100
+
+
+def _run(rate: float, n: int = 300, cap: int = 100_000, cfg: EngineConfig | None = None):
+    rng = np.random.default_rng(0)
+    arrivals = np.cumsum(rng.exponential(1.0, n)) / rate
+    return simulate(arrivals, np.full(n, 200.0), np.full(n, 50.0), cap, cfg or EngineConfig(),
+                    LinearSteps())
+
+
+def test_single_request_latencies_are_exact() -> None:
+    res = simulate(np.array([0.0]), np.array([200.0]), np.array([50.0]), 10_000, EngineConfig(),
+                   LinearSteps())
+    assert res.ttft_ms[0] == pytest.approx(5.0 + 2.0)
+    assert res.tpot_ms[0] == pytest.approx(LinearSteps().decode_ms(1, 226), rel=0.01)
+    assert res.e2e_ms[0] == pytest.approx(res.ttft_ms[0] + 49 * res.tpot_ms[0])
+
+
+def test_every_request_completes_and_latency_grows_with_rate() -> None:
+    low, high = _run(5.0), _run(80.0)
+    for res in (low, high):
+        assert np.all(np.isfinite(res.ttft_ms)) and np.all(res.e2e_ms >= res.ttft_ms)
+    assert np.mean(high.ttft_ms) >= np.mean(low.ttft_ms)
+    assert np.mean(high.tpot_ms) > np.mean(low.tpot_ms)
+    assert high.mean_decode_batch > low.mean_decode_batch
+
+
+def test_small_kv_cache_preempts_and_still_finishes() -> None:
+    res = _run(200.0, cap=2_000)
+    assert res.preemptions > 0
+    assert np.all(np.isfinite(res.e2e_ms))
+
+
+def test_chunked_prefill_splits_long_prompts() -> None:
+    cfg = EngineConfig(max_num_batched_tokens=64)
+    res = simulate(np.array([0.0]), np.array([200.0]), np.array([2.0]), 10_000, cfg, LinearSteps())
+    assert res.ttft_ms[0] == pytest.approx(4 * 5.0 + 0.01 * 200)
+
+
+def test_request_longer_than_kv_cache_is_infeasible() -> None:
+    with pytest.raises(InfeasibleError, match="exceeds the KV cache"):
+        simulate(np.array([0.0]), np.array([5000.0]), np.array([10.0]), 1000, EngineConfig(),
+                 LinearSteps())
