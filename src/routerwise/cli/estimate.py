@@ -23,10 +23,10 @@ def _lengths(workload: str | None, model: str, inp: int, out: int) -> TokenLengt
         return TokenLengths.fixed(inp, out)
     path = Path(workload)
     if path.exists():
-        from routerwise.spec.workload_io import load_workload  # noqa: PLC0415 (lazy)
+        from routerwise.spec.workload_io import load_workload
 
         return lengths_from_workload(load_workload(path), model)
-    from routerwise.scenarios.registry import scenario_workload  # noqa: PLC0415 (lazy)
+    from routerwise.scenarios.registry import scenario_workload
 
     return lengths_from_workload(scenario_workload(workload), model)
 
@@ -92,7 +92,7 @@ def estimate(
     _summary(table)
     console.print(f"wrote {out}")
     if plot is not None:
-        from routerwise.profiles.plot import plot_profile  # noqa: PLC0415 (matplotlib is heavy)
+        from routerwise.profiles.plot import plot_profile
 
         with atomic_path(plot) as tmp:
             plot_profile(table, tmp.with_suffix(".png"))

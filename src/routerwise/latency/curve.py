@@ -121,5 +121,6 @@ def fit_curve(points: ProfilePoints, kind: str = "piecewise-linear") -> LatencyC
     try:
         factory = LATENCY_MODELS[kind]
     except KeyError:
-        raise InputError(f"unknown latency model {kind!r}; known: {sorted(LATENCY_MODELS)}") from None
+        known = sorted(LATENCY_MODELS)
+        raise InputError(f"unknown latency model {kind!r}; known: {known}") from None
     return factory().fit(points)

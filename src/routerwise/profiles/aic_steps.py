@@ -82,7 +82,7 @@ def aic_version() -> str:
 @lru_cache(maxsize=64)
 def compile_engine(model: ModelArch, system: str, tp: int) -> Any:
     """Compile (once per process) aiconfigurator's engine for ``model`` on ``system`` at ``tp``."""
-    from aiconfigurator_core.sdk.engine import EngineHandle  # noqa: PLC0415 (heavy; lazy)
+    from aiconfigurator_core.sdk.engine import EngineHandle
 
     logging.getLogger("aiconfigurator_core").setLevel(logging.ERROR)
     log.debug("compiling aiconfigurator: %s on %s, tp %s (%s)", model.id, system, tp, asdict(model))

@@ -15,10 +15,10 @@ _STATS = (("ttft_mean_ms", "TTFT mean"), ("ttft_p90_ms", "TTFT p90"), ("tpot_mea
 
 def plot_profile(table: ProfileTable, path: Path) -> None:
     """Draw TTFT (mean, p90) and TPOT against rate for every model of ``table``."""
-    import matplotlib  # noqa: PLC0415 (heavy; only when plotting)
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     frame = table.to_frame()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))

@@ -45,7 +45,8 @@ class ProfilePoints:
 
     def __post_init__(self) -> None:
         if self.rates_rps.shape != self.values_ms.shape or self.rates_rps.ndim != 1:
-            raise InputError(f"{self.source}: model {self.model!r}: rates and values differ in shape")
+            raise InputError(
+                f"{self.source}: model {self.model!r}: rates and values differ in shape")
         if len(self.rates_rps) < MIN_POINTS:
             raise InputError(
                 f"{self.source}: model {self.model!r} has {len(self.rates_rps)} profile point(s) "
@@ -75,7 +76,8 @@ class ProfileTable:
             raise InputError(f"{self.source}: no column {stat!r}; have {list(self.frame.columns)}")
         sub = self.frame[self.frame["model"].astype(str) == model]
         if sub.empty:
-            raise InputError(f"{self.source}: no profile rows for model {model!r}; have {self.models}")
+            raise InputError(
+                f"{self.source}: no profile rows for model {model!r}; have {self.models}")
         sub = sub[sub[stat].notna()]
         grouped = sub.groupby("rate_rps", sort=True)[stat]
         counts = grouped.size()

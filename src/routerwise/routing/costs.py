@@ -13,6 +13,7 @@ model takes at marginal cost ``p`` — as the inverse of the envelope's derivati
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -45,7 +46,7 @@ def _sample_grid(curve: LatencyCurve, total_rps: float, cap_x: float, tol_ms: fl
     knots = np.unique(np.clip(knots, 0.0, cap_x))
     slopes = np.diff(curve.values_) / np.diff(curve.rates_)  # ms per req/s, per profile segment
     pieces = [knots[:1]]
-    for lo, hi in zip(knots[:-1], knots[1:], strict=True):
+    for lo, hi in itertools.pairwise(knots):
         mid_rate = 0.5 * (lo + hi) * total_rps
         seg = min(int(np.searchsorted(curve.rates_, mid_rate)) - 1, len(slopes) - 1)
         curvature = 2.0 * max(float(slopes[seg]), 0.0) * total_rps if seg >= 0 else 0.0

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from routerwise.routing.costs import ModelCost, build_cost
+from routerwise.routing.costs import build_cost
 from routerwise.routing.problem import FEASIBILITY_RTOL, RoutingProblem, RoutingResult
 from routerwise.routing.reachable import capacity_caps_x, infeasible_result, water_fill
 from routerwise.routing.supply import Supply, capacity_supply

@@ -13,6 +13,7 @@ curves, so a reported feasible routing is always truly feasible.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +23,9 @@ from routerwise.routing.costs import ModelCost, build_cost
 from routerwise.routing.problem import FEASIBILITY_RTOL, RoutingProblem, RoutingResult
 from routerwise.routing.reachable import capacity_caps_x, infeasible_result
 from routerwise.spec.core import FloatArray
+
+#: scipy-stubs' overloads reject sparse constraint matrices, which HiGHS accepts natively.
+_linprog: Any = linprog
 
 
 def _lp(problem: RoutingProblem, caps_x: FloatArray, costs: list[ModelCost] | None,
@@ -45,15 +49,15 @@ def _lp(problem: RoutingProblem, caps_x: FloatArray, costs: list[ModelCost] | No
     if costs is not None:
         a_ub, b_ub = _chord_rows(costs, nw, K, nvar, budget_ms)
     bounds = [(0.0, None)] * nw + [(0.0, float(v)) for v in caps_x] + [(None, None)] * nz
-    res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    res = _linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs-ipm")
     if res.status == 2:
         return None
     if res.status != 0:
         raise RuntimeError(f"HiGHS failed: {res.message}")
     shares = np.clip(res.x[:nw].reshape(N, K), 0.0, 1.0)
-    # dual of the load row m is the price: reduced cost 0 ⇒ prompt i picks argmax S − α
-    prices = -N * np.asarray(res.eqlin.marginals[N:])
-    prices -= prices.min() if costs is None else 0.0
+    # the dual y_m of load row m is the price: a basic w[i,m] has reduced cost
+    # −S[i,m]/N − y_i + y_m/N = 0, so prompt i picks argmax_m S[i,m] − y_m
+    prices = np.asarray(res.eqlin.marginals[N:], dtype=np.float64)
     return shares, prices, float(-res.fun)
 
 

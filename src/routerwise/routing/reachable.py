@@ -29,7 +29,8 @@ def water_fill(costs: list[ModelCost]) -> FloatArray | None:
         else:
             lo = mid
     x = np.array([float(c.supply(hi)) for c in costs])
-    return x / x.sum()
+    out: FloatArray = x / x.sum()
+    return out
 
 
 def lowest_fleet_ms(problem: RoutingProblem, total_rps: float) -> float:

@@ -17,6 +17,6 @@ FloatArray = NDArray[np.float64]
 
 def readonly(values: ArrayLike, dtype: type = np.float64) -> FloatArray:
     """Return a C-contiguous copy of ``values`` that cannot be written to."""
-    arr = np.array(values, dtype=dtype, copy=True, order="C")
+    arr: FloatArray = np.array(values, dtype=dtype, copy=True, order="C")
     arr.setflags(write=False)
     return arr

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from routerwise.errors import InputError
 from routerwise.spec.core import readonly
@@ -77,10 +78,7 @@ def load_scores(path: Path) -> Workload:
     )
 
 
-def _tokens(frame: object, path: Path, column: str) -> np.ndarray:
-    import pandas as pd
-
-    assert isinstance(frame, pd.DataFrame)
+def _tokens(frame: pd.DataFrame, path: Path, column: str) -> np.ndarray:
     values = numeric_column(frame, path, column)
     bad = ~np.isfinite(values) | (values <= 0)
     if bad.any():

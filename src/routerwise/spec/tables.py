@@ -12,7 +12,9 @@ from routerwise.errors import InputError
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
-def read_table(path: Path, *, what: str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -> pd.DataFrame:
+def read_table(
+    path: Path, *, what: str, suffixes: tuple[str, ...] = TABLE_SUFFIXES
+) -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame; reject missing, empty or unknown files."""
     if path.suffix.lower() not in suffixes:
         raise InputError(
@@ -23,10 +25,7 @@ def read_table(path: Path, *, what: str, suffixes: tuple[str, ...] = TABLE_SUFFI
     if path.stat().st_size == 0:
         raise InputError(f"{path}: {what} file is empty")
     try:
-        if path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path)
-        else:
-            frame = pd.read_parquet(path)
+        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read {what} file: {exc}") from exc
     if frame.empty:
