@@ -100,25 +100,38 @@ def build_cost(curve: LatencyCurve, model: str, total_rps: float, slo_ms: float)
     hx, hh = xs[hull], hs[hull]
     gap = hs - np.interp(xs, hx, hh)
     convexified = bool(gap.max(initial=0.0) > 1e-9 * max(slo_ms, float(hs.max(initial=0.0))))
-    p, x = _supply_knots(hx, hh, slo_ms)
+    p, x = _supply_knots(curve, total_rps, xs, hull, hx, hh)
     return ModelCost(model=model, total_rps=total_rps, cap_x=cap_x, xs=readonly(hx),
                      hs=readonly(hh), supply_p=readonly(p), supply_x=readonly(x),
                      convexified=convexified, curve=curve)
 
 
-def _supply_knots(hx: FloatArray, hh: FloatArray, slo_ms: float) -> tuple[FloatArray, FloatArray]:
-    """Knots (marginal cost, fraction) of the inverse derivative of the hull interpolant.
+def derivative(curve: LatencyCurve, total_rps: float, x: FloatArray, side: str) -> FloatArray:
+    """One-sided derivative of ``h(x) = x·ℓ(Λx)``: ``ℓ(λ) + λ·ℓ'(λ±)`` at ``λ = Λx``."""
+    rate = np.asarray(x) * total_rps
+    slopes = np.concatenate(([0.0], np.diff(curve.values_) / np.diff(curve.rates_), [0.0]))
+    # a relative nudge decides which side of a profile point λ = Λx lies on despite rounding
+    if side == "right":
+        seg = np.searchsorted(curve.rates_, rate * (1 + 1e-10), side="right")
+    else:
+        seg = np.searchsorted(curve.rates_, rate * (1 - 1e-10), side="left")
+    seg = np.minimum(seg, len(curve.rates_) - 1)  # past capacity: keep the last segment
+    return np.interp(rate, curve.rates_, curve.values_) + rate * slopes[seg]
 
-    At each vertex the derivative is taken as the mean of the adjacent chord slopes (exact for
-    quadratic pieces sampled evenly); a vanishing ramp (``1e-9·τ`` per unit of x) keeps the knots
-    strictly increasing so the supply function is single-valued.
+
+def _supply_knots(curve: LatencyCurve, total_rps: float, xs: FloatArray, hull: np.ndarray,
+                  hx: FloatArray, hh: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Knots (marginal cost, fraction) of the inverse of the envelope's derivative.
+
+    Where the hull follows ``h`` (consecutive samples) the derivative is ``h'`` itself,
+    one-sided at each end so jumps at profile points stay exact; across a hull bridge (a
+    linear piece: a constant-latency stretch, or a non-convex dip) it is the bridge's slope.
+    Knots may repeat a price (a vertical piece); the solver adds a small ramp before inverting.
     """
     g = np.diff(hh) / np.diff(hx)
-    p = np.empty(len(hx))
-    p[0] = g[0]
-    p[-1] = g[-1]
-    p[1:-1] = 0.5 * (g[:-1] + g[1:])
-    p = np.maximum.accumulate(p) + 1e-9 * slo_ms * hx
-    # the first vertex (x = 0) gets a knot just below the first slope: supply starts there
-    p[0] = min(p[0], p[1] - 1e-9 * slo_ms) if len(p) > 1 else p[0]
-    return p, hx.copy()
+    follows = np.diff(hull) == 1
+    left = np.where(follows, derivative(curve, total_rps, hx[:-1], "right"), g)
+    right = np.where(follows, derivative(curve, total_rps, hx[1:], "left"), g)
+    p = np.column_stack([left, right]).ravel()
+    x = np.column_stack([hx[:-1], hx[1:]]).ravel()
+    return np.maximum.accumulate(p), x

@@ -160,13 +160,13 @@ class _Eval:
 class _Ctx:
     problem: RoutingProblem
     scores_t: FloatArray  # (K, N) contiguous
-    base: list[Supply]  # supplies at β = 1
+    base: list[tuple[FloatArray, FloatArray]]  # knots (marginal cost ms, fraction) per model
     t: float
 
 
 def _evaluate(ctx: _Ctx, beta: float, warm: _Eval | None) -> _Eval:
     problem = ctx.problem
-    supplies = [s.scaled(beta) for s in ctx.base]
+    supplies = [Supply.of_cost(p, x, beta, ctx.t) for p, x in ctx.base]
     alpha0 = None if warm is None else warm.state.alpha * (beta / warm.beta)
     state = solve_prices(ctx.scores_t, supplies, ctx.t, alpha0)
     fleet = problem.fleet_ttft_ms(state.demand)
@@ -178,7 +178,7 @@ def _evaluate(ctx: _Ctx, beta: float, warm: _Eval | None) -> _Eval:
 
 def _search_beta(ctx: _Ctx) -> tuple[_Eval, int]:
     """Smallest β (to tolerance) whose routing meets the SLO on the real curves."""
-    span = max(float(s.p[-1] - s.p[0]) for s in ctx.base)
+    span = max(float(p[-1] - p[0]) for p, _ in ctx.base)
     beta_min = ctx.t / max(span, 1e-12)  # below this the price ramps are narrower than t
     tau = ctx.problem.slo_ms
     cur = _evaluate(ctx, 1.0 / tau, None)
@@ -250,7 +250,7 @@ def solve_dual(problem: RoutingProblem, tie_temperature: float = DEFAULT_TIE_TEM
                               ) > problem.slo_ms * (1 + FEASIBILITY_RTOL):
         return infeasible_result(problem, "dual", costs, time.perf_counter() - start)
     ctx = _Ctx(problem=problem, scores_t=np.ascontiguousarray(problem.scores.T),
-               base=[Supply.from_knots(c.supply_p, c.supply_x) for c in costs], t=tie_temperature)
+               base=[(c.supply_p, c.supply_x) for c in costs], t=tie_temperature)
     best, solves = _search_beta(ctx)
     if not best.feasible:
         return infeasible_result(problem, "dual", costs, time.perf_counter() - start)
@@ -272,10 +272,20 @@ def _result(problem: RoutingProblem, state: _State, beta: float, t: float, conve
 
 
 def _solve_per_model(problem: RoutingProblem, t: float, start: float) -> RoutingResult:
-    """Each model's own latency ≤ τ: a capacity (transportation) problem with capacity prices."""
+    """Each model's own latency ≤ τ: a capacity (transportation) problem with capacity prices.
+
+    A model whose latency exceeds τ even at zero load takes no traffic at all (price ``inf``).
+    """
     caps = capacity_caps_x(problem)
     if caps.sum() < 1 - 1e-12:
         return infeasible_result(problem, "dual", None, time.perf_counter() - start)
-    supplies = [capacity_supply(c * (1 - 1e-8), t) for c in caps]
-    state = solve_prices(np.ascontiguousarray(problem.scores.T), supplies, t)
-    return _result(problem, state, 0.0, t, False, 1, start)
+    usable = np.flatnonzero(caps > 0)
+    supplies = [capacity_supply(c * (1 - 1e-8), t) for c in caps[usable]]
+    state = solve_prices(np.ascontiguousarray(problem.scores[:, usable].T), supplies, t)
+    k, n = len(problem.models), problem.num_prompts
+    shares = np.zeros((k, n))
+    shares[usable] = state.shares
+    alpha = np.full(k, np.inf)
+    alpha[usable] = state.alpha
+    full = _State(alpha=alpha, shares=shares, demand=shares.mean(axis=1), iterations=1)
+    return _result(problem, full, 0.0, t, False, 1, start)

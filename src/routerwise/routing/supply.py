@@ -25,17 +25,25 @@ class Supply:
 
     @classmethod
     def from_knots(cls, p: FloatArray, x: FloatArray) -> Supply:
+        """Supply through knots (``p`` strictly increasing after dropping repeated points)."""
         p = np.asarray(p, dtype=np.float64)
         x = np.asarray(x, dtype=np.float64)
+        keep = np.concatenate(([True], (np.diff(p) != 0) | (np.diff(x) != 0)))
+        p, x = p[keep], x[keep]
         if len(p) < 2 or np.any(np.diff(p) <= 0) or np.any(np.diff(x) < 0):
             raise ValueError("supply knots need >= 2 strictly increasing prices, monotone loads")
         area = np.concatenate(([0.0], np.cumsum(np.diff(p) * 0.5 * (x[:-1] + x[1:]))))
         return cls(p=readonly(p), x=readonly(x), integral=readonly(area))
 
-    def scaled(self, factor: float) -> Supply:
-        """The supply of ``α ↦ x(α / factor)`` (prices multiplied by ``factor``)."""
-        return Supply(p=readonly(self.p * factor), x=self.x,
-                      integral=readonly(self.integral * factor))
+    @classmethod
+    def of_cost(cls, p: FloatArray, x: FloatArray, factor: float, ramp: float) -> Supply:
+        """The supply of the cost ``factor · h(x) + ramp · x² / 2`` where ``(p, x)`` are the
+        (non-decreasing, possibly vertical) knots of the inverse of ``h'``.
+
+        The ramp caps the supply's slope at ``1 / ramp`` so no price ↦ load step is sharper
+        than the demand's softmax smoothing, at a cost of at most ``ramp / 2`` in quality.
+        """
+        return cls.from_knots(np.asarray(p) * factor + ramp * np.asarray(x), x)
 
     @property
     def cap(self) -> float:
