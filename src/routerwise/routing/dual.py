@@ -29,48 +29,104 @@ from routerwise.spec.core import FloatArray
 
 DEFAULT_TIE_TEMPERATURE = 1e-4
 GRAD_TOL = 1e-10  # |supply − demand| in fractions of requests
-CONTINUATION = (3e-2, 3e-3, 3e-4)  # temperatures for a cold start, before the target one
+#: The β search stops once the fleet latency is within this fraction below the SLO: the
+#: quality left on the table is about β·SLO_RTOL·τ, below 1e-5 in practice.
+SLO_RTOL = 1e-5
+CONTINUATION = (1e-2, 1e-3)  # temperatures for a cold start, before the target one
 
 
 @dataclass(slots=True)
 class _State:
     alpha: FloatArray
-    shares: FloatArray  # (K, N) softmax routing at alpha
-    demand: FloatArray  # (K,)
+    demand: FloatArray  # (K,) fractions routed to each model at alpha
     iterations: int
 
 
-class _Objective:
-    """Φ(α) for fixed supplies and temperature.
+#: A prompt whose best model beats the runner-up by more than this many temperatures routes
+#: to it with share 1 − O(e^-40): it is "decided" and handled in closed form.
+DECIDED_MARGIN_T = 40.0
+#: How far prices may move (score units) before the decided/active split is recomputed.
+REBASE_BUDGET = 0.02
+
+
+def softmax_shares(scores_t: FloatArray, alpha: FloatArray, t: float) -> FloatArray:
+    """The routing (K × N): argmax of score − α, ties split by a softmax at temperature t."""
+    z = (scores_t - alpha[:, None]) / t
+    z -= z.max(axis=0)
+    np.exp(z, out=z)
+    z /= z.sum(axis=0)
+    return z
+
+
+class _Demand:
+    """The softmax demand side of Φ for one score matrix and temperature.
 
     Scores are held transposed (K × N) so reductions over models are K-way elementwise
-    operations on contiguous length-N rows — several times faster than row-wise reductions.
+    operations on contiguous rows. Only prompts near a tie (the *active* set) are evaluated
+    by softmax; decided prompts contribute in closed form (their counts and score sums), which
+    stays exact while prices move less than ``REBASE_BUDGET`` from where the split was made.
+    One instance serves every β of a search, so the split is rarely recomputed.
     """
 
-    def __init__(self, scores_t: FloatArray, t: float, supplies: list[Supply]) -> None:
-        self.scaled = scores_t / t
+    def __init__(self, scores_t: FloatArray, t: float) -> None:
+        self.scores_t = scores_t
+        self.k, self.n = scores_t.shape
         self.t = t
-        self.supplies = supplies
-        self.buf = np.empty_like(self.scaled)
+        self.ref: FloatArray | None = None
+        self.active = np.empty((self.k, 0))
+        self.counts = np.zeros(self.k)
+        self.decided_score_sum = 0.0
 
-    def evaluate(self, alpha: FloatArray) -> _Point:
-        """Value, gradient, Hessian and routing shares (K × N) at ``alpha``."""
-        z = np.subtract(self.scaled, (alpha / self.t)[:, None], out=self.buf)
-        zmax = np.maximum.reduce(z, axis=0)
-        np.subtract(z, zmax, out=z)
+    def _rebase(self, alpha: FloatArray) -> None:
+        z = self.scores_t - alpha[:, None]
+        top = np.maximum.reduce(z, axis=0)
+        is_top = z >= top
+        second = np.maximum.reduce(np.where(is_top, -np.inf, z), axis=0)
+        ties = is_top.sum(axis=0) > 1
+        margin = np.where(ties, 0.0, top - second)
+        active = margin < DECIDED_MARGIN_T * self.t + 2 * REBASE_BUDGET
+        self.active = np.ascontiguousarray(self.scores_t[:, active]) / self.t
+        winners = is_top[:, ~active]  # exactly one True per decided column
+        self.counts = winners.sum(axis=1).astype(float)
+        self.decided_score_sum = float(self.scores_t[:, ~active][winners].sum())
+        self.ref = alpha.copy()
+
+    def evaluate(self, alpha: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        """(mean t·logsumexp, demand (K,), Hessian of the demand side) at ``alpha``."""
+        if self.ref is None or np.abs(alpha - self.ref).max() > REBASE_BUDGET:
+            self._rebase(alpha)
+        z = self.active - (alpha / self.t)[:, None]
+        zmax = np.maximum.reduce(z, axis=0) if z.shape[1] else np.zeros(0)
+        z -= zmax
         np.exp(z, out=z)
         total = np.add.reduce(z, axis=0)
-        n = z.shape[1]
-        lse_mean = float(zmax.mean() + np.log(total).mean())
-        shares = z / total  # fresh array: the buffer is reused by the next evaluation
-        demand = shares.sum(axis=1) / n
+        lse_sum = float(zmax.sum() + np.log(total).sum())
+        z /= total
+        active_demand = z.sum(axis=1)
+        demand = (active_demand + self.counts) / self.n
+        # t·logsumexp of a decided prompt is its best score minus that model's price
+        value = (self.t * lse_sum + self.decided_score_sum - float(self.counts @ alpha)) / self.n
+        hess = (np.diag(active_demand) - z @ z.T) / (self.t * self.n)
+        return value, demand, hess
+
+
+class _Objective:
+    """Φ(α) = demand side + Σ_m ψ_m(α_m) for fixed supplies."""
+
+    def __init__(self, demand: _Demand, supplies: list[Supply]) -> None:
+        self.demand = demand
+        self.t = demand.t
+        self.supplies = supplies
+
+    def evaluate(self, alpha: FloatArray) -> _Point:
+        """Value, gradient and Hessian at ``alpha``."""
+        d_value, demand, d_hess = self.demand.evaluate(alpha)
         pairs = list(zip(self.supplies, alpha.tolist(), strict=True))
         supply = np.array([s.load(a) for s, a in pairs])
         slopes = np.array([s.slope(a) for s, a in pairs])
         psi = sum(s.conjugate(a) for s, a in pairs)
-        hess = (np.diag(demand) - shares @ shares.T / n) / self.t + np.diag(slopes)
-        return _Point(alpha=alpha, value=self.t * lse_mean + psi, grad=supply - demand,
-                      hess=hess, shares=shares, demand=demand)
+        return _Point(alpha=alpha, value=d_value + psi, grad=supply - demand,
+                      hess=d_hess + np.diag(slopes), demand=demand)
 
 
 @dataclass(slots=True)
@@ -79,7 +135,6 @@ class _Point:
     value: float
     grad: FloatArray
     hess: FloatArray
-    shares: FloatArray  # (K, N)
     demand: FloatArray
 
 
@@ -116,7 +171,7 @@ def _newton(obj: _Objective, alpha0: FloatArray, max_iter: int = 100,
         if s <= 1e-12:
             break  # no descent possible at this precision
         cur = trial
-    return _State(alpha=cur.alpha, shares=cur.shares, demand=cur.demand, iterations=it)
+    return _State(alpha=cur.alpha, demand=cur.demand, iterations=it)
 
 
 def _balanced_start(supplies: list[Supply]) -> FloatArray:
@@ -130,22 +185,23 @@ def _balanced_start(supplies: list[Supply]) -> FloatArray:
 
 
 def solve_prices(
-    scores_t: FloatArray, supplies: list[Supply], t: float, alpha0: FloatArray | None = None
+    demand: _Demand, supplies: list[Supply], alpha0: FloatArray | None = None
 ) -> _State:
-    """Prices whose argmax routing (softmax ties at ``t``) equals the supplies' loads.
+    """Prices whose argmax routing (softmax ties at ``demand.t``) equals the supplies' loads.
 
     A cold start (``alpha0`` None) walks down a temperature ladder first.
     """
-    if alpha0 is None:
-        alpha = _balanced_start(supplies)
-        total_it = 0
-        for t_warm in (c for c in CONTINUATION if c > t):
-            state = _newton(_Objective(scores_t, t_warm, supplies), alpha, max_iter=40, tol=1e-6)
-            alpha, total_it = state.alpha, total_it + state.iterations
-        final = _newton(_Objective(scores_t, t, supplies), alpha)
-        final.iterations += total_it
-        return final
-    return _newton(_Objective(scores_t, t, supplies), alpha0)
+    if alpha0 is not None:
+        return _newton(_Objective(demand, supplies), alpha0)
+    alpha = _balanced_start(supplies)
+    total_it = 0
+    for t_warm in (c for c in CONTINUATION if c > demand.t):
+        warm = _Demand(demand.scores_t, t_warm)
+        state = _newton(_Objective(warm, supplies), alpha, max_iter=40, tol=1e-6)
+        alpha, total_it = state.alpha, total_it + state.iterations
+    final = _newton(_Objective(demand, supplies), alpha)
+    final.iterations += total_it
+    return final
 
 
 @dataclass(slots=True)
@@ -159,7 +215,7 @@ class _Eval:
 @dataclass(frozen=True, slots=True)
 class _Ctx:
     problem: RoutingProblem
-    scores_t: FloatArray  # (K, N) contiguous
+    demand: _Demand  # softmax demand at the target temperature, shared by all β
     base: list[tuple[FloatArray, FloatArray]]  # knots (marginal cost ms, fraction) per model
     t: float
 
@@ -168,7 +224,7 @@ def _evaluate(ctx: _Ctx, beta: float, warm: _Eval | None) -> _Eval:
     problem = ctx.problem
     supplies = [Supply.of_cost(p, x, beta, ctx.t) for p, x in ctx.base]
     alpha0 = None if warm is None else warm.state.alpha * (beta / warm.beta)
-    state = solve_prices(ctx.scores_t, supplies, ctx.t, alpha0)
+    state = solve_prices(ctx.demand, supplies, alpha0)
     fleet = problem.fleet_ttft_ms(state.demand)
     caps = np.array([c.capacity_rps_ for c in problem.curves]) / problem.total_rps
     ok = fleet <= problem.slo_ms * (1 + FEASIBILITY_RTOL) and bool(
@@ -213,7 +269,7 @@ def _refine(ctx: _Ctx, lo: _Eval, hi: _Eval, solves: int) -> tuple[_Eval, int]:
     f_lo, f_hi = lo.fleet_ms - tau, hi.fleet_ms - tau
     side = 0
     for _ in range(60):
-        if f_hi >= -1e-6 * tau or math.log(hi.beta / lo.beta) < 1e-9:
+        if f_hi >= -SLO_RTOL * tau or math.log(hi.beta / lo.beta) < 1e-9:
             break
         u_lo, u_hi = math.log(lo.beta), math.log(hi.beta)
         u = u_hi - f_hi * (u_hi - u_lo) / (f_hi - f_lo) if np.isfinite(f_lo) else 0.5 * (
@@ -249,22 +305,25 @@ def solve_dual(problem: RoutingProblem, tie_temperature: float = DEFAULT_TIE_TEM
     if floor is None or float(sum(c.envelope_cost(x) for c, x in zip(costs, floor, strict=True))
                               ) > problem.slo_ms * (1 + FEASIBILITY_RTOL):
         return infeasible_result(problem, "dual", costs, time.perf_counter() - start)
-    ctx = _Ctx(problem=problem, scores_t=np.ascontiguousarray(problem.scores.T),
+    scores_t = np.ascontiguousarray(problem.scores.T)
+    ctx = _Ctx(problem=problem, demand=_Demand(scores_t, tie_temperature),
                base=[(c.supply_p, c.supply_x) for c in costs], t=tie_temperature)
     best, solves = _search_beta(ctx)
     if not best.feasible:
         return infeasible_result(problem, "dual", costs, time.perf_counter() - start)
-    return _result(problem, best.state, best.beta, tie_temperature, convexified, solves, start)
+    shares = softmax_shares(scores_t, best.state.alpha, tie_temperature)
+    return _result(problem, shares, best.state.alpha, best.beta, tie_temperature, convexified,
+                   solves, start)
 
 
-def _result(problem: RoutingProblem, state: _State, beta: float, t: float, convexified: bool,
-            solves: int, start: float) -> RoutingResult:
-    x = state.demand
+def _result(problem: RoutingProblem, shares_t: FloatArray, alpha: FloatArray, beta: float,
+            t: float, convexified: bool, solves: int, start: float) -> RoutingResult:
+    shares = np.ascontiguousarray(shares_t.T)
+    x = shares.mean(axis=0)
     return RoutingResult(
         feasible=True, solver="dual", models=problem.models,
-        quality=float(np.einsum("ik,ki->", problem.scores, state.shares) / problem.num_prompts),
-        fractions=x, prices=state.alpha, shares=np.ascontiguousarray(state.shares.T),
-        rates_rps=x * problem.total_rps,
+        quality=float(np.einsum("ik,ik->", problem.scores, shares) / problem.num_prompts),
+        fractions=x, prices=alpha, shares=shares, rates_rps=x * problem.total_rps,
         latency_ms=problem.latencies_ms(x), fleet_ttft_ms=problem.fleet_ttft_ms(x),
         solve_seconds=time.perf_counter() - start, convexified=convexified, multiplier=beta,
         tie_temperature=t, iterations=solves,
@@ -281,11 +340,11 @@ def _solve_per_model(problem: RoutingProblem, t: float, start: float) -> Routing
         return infeasible_result(problem, "dual", None, time.perf_counter() - start)
     usable = np.flatnonzero(caps > 0)
     supplies = [capacity_supply(c * (1 - 1e-8), t) for c in caps[usable]]
-    state = solve_prices(np.ascontiguousarray(problem.scores[:, usable].T), supplies, t)
+    scores_t = np.ascontiguousarray(problem.scores[:, usable].T)
+    state = solve_prices(_Demand(scores_t, t), supplies)
     k, n = len(problem.models), problem.num_prompts
     shares = np.zeros((k, n))
-    shares[usable] = state.shares
+    shares[usable] = softmax_shares(scores_t, state.alpha, t)
     alpha = np.full(k, np.inf)
     alpha[usable] = state.alpha
-    full = _State(alpha=alpha, shares=shares, demand=shares.mean(axis=1), iterations=1)
-    return _result(problem, full, 0.0, t, False, 1, start)
+    return _result(problem, shares, alpha, 0.0, t, False, state.iterations, start)
