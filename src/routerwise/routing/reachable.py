@@ -97,7 +97,9 @@ def infeasible_result(problem: RoutingProblem, solver: str, costs: list[ModelCos
     else:
         why = (f"the lowest mean TTFT any routing reaches at {problem.total_rps:g} req/s is "
                f"{lowest:.1f} ms")
-    rate_txt = ("no rate meets it" if max_rate is None
+    idle = min(float(c.values_[0]) for c in problem.curves)
+    rate_txt = (f"the highest rate that meets it: none (even at zero load the fastest model's "
+                f"mean TTFT is {idle:.1f} ms)" if max_rate is None
                 else f"the highest rate that meets it is {max_rate:.3g} req/s")
     message = (f"infeasible: no routing meets the {scope} TTFT SLO of {problem.slo_ms:g} ms; "
                f"{why}; {rate_txt}")
