@@ -28,7 +28,7 @@ demo: $(VENV)/.base
 		--rate-rps 40 --slo-ms 400
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples scripts
 	$(BIN)/mypy
 
 test: lint

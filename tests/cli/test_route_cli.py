@@ -26,7 +26,8 @@ def write_inputs(tmp: Path, n: int = 300, seed: int = 0) -> tuple[Path, Path]:
     rows = []
     for m, cap, base in (("small", 30, 40), ("medium", 15, 80), ("large", 8, 150)):
         for r in np.linspace(0.1, 1.0, 6) * cap:
-            rows.append({"model": m, "rate_rps": r, "ttft_mean_ms": base * (1 + r / (cap * 1.1 - r))})
+            ttft = base * (1 + r / (cap * 1.1 - r))
+            rows.append({"model": m, "rate_rps": r, "ttft_mean_ms": ttft})
     s, p = tmp / "scores.csv", tmp / "profiles.csv"
     scores.to_csv(s, index=False)
     pd.DataFrame(rows).to_csv(p, index=False)
