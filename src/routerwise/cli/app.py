@@ -10,7 +10,7 @@ import logging
 import typer
 
 from routerwise import __version__
-from routerwise.cli import catalog, estimate, route, schema
+from routerwise.cli import catalog, estimate, plan, route, schema
 
 app = typer.Typer(
     name="routerwise",
@@ -19,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("plan")(plan.plan)
 app.command("route")(route.route)
 app.command("estimate")(estimate.estimate)
 app.command("catalog")(catalog.catalog)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from routerwise.routing.costs import build_cost
+from routerwise.routing.costs import ModelCost, build_cost
 from routerwise.routing.problem import FEASIBILITY_RTOL, RoutingProblem, RoutingResult
 from routerwise.routing.reachable import capacity_caps_x, infeasible_result, water_fill
 from routerwise.routing.supply import Supply, capacity_supply
@@ -40,6 +41,8 @@ class _State:
     alpha: FloatArray
     demand: FloatArray  # (K,) fractions routed to each model at alpha
     iterations: int
+    hess: FloatArray | None = None  # Φ's Hessian at alpha (for implicit derivatives)
+    slopes: FloatArray | None = None  # each supply's slope at alpha
 
 
 #: A prompt whose best model beats the runner-up by more than this many temperatures routes
@@ -47,6 +50,8 @@ class _State:
 DECIDED_MARGIN_T = 40.0
 #: How far prices may move (score units) before the decided/active split is recomputed.
 REBASE_BUDGET = 0.02
+#: Below this many prompts the split costs more than it saves.
+ACTIVE_SET_MIN_PROMPTS = 10_000
 
 
 def softmax_shares(scores_t: FloatArray, alpha: FloatArray, t: float) -> FloatArray:
@@ -78,6 +83,12 @@ class _Demand:
         self.decided_score_sum = 0.0
 
     def _rebase(self, alpha: FloatArray) -> None:
+        if self.n < ACTIVE_SET_MIN_PROMPTS:  # small workloads: every prompt stays active
+            self.active = self.scores_t / self.t
+            self.counts = np.zeros(self.k)
+            self.decided_score_sum = 0.0
+            self.ref = np.full(self.k, np.nan)  # never stale
+            return
         z = self.scores_t - alpha[:, None]
         top = np.maximum.reduce(z, axis=0)
         is_top = z >= top
@@ -93,7 +104,7 @@ class _Demand:
 
     def evaluate(self, alpha: FloatArray) -> tuple[float, FloatArray, FloatArray]:
         """(mean t·logsumexp, demand (K,), Hessian of the demand side) at ``alpha``."""
-        if self.ref is None or np.abs(alpha - self.ref).max() > REBASE_BUDGET:
+        if self.ref is None or np.abs(alpha - self.ref).max() > REBASE_BUDGET:  # NaN: never
             self._rebase(alpha)
         z = self.active - (alpha / self.t)[:, None]
         zmax = np.maximum.reduce(z, axis=0) if z.shape[1] else np.zeros(0)
@@ -126,7 +137,7 @@ class _Objective:
         slopes = np.array([s.slope(a) for s, a in pairs])
         psi = sum(s.conjugate(a) for s, a in pairs)
         return _Point(alpha=alpha, value=d_value + psi, grad=supply - demand,
-                      hess=d_hess + np.diag(slopes), demand=demand)
+                      hess=d_hess + np.diag(slopes), demand=demand, slopes=slopes)
 
 
 @dataclass(slots=True)
@@ -136,6 +147,7 @@ class _Point:
     grad: FloatArray
     hess: FloatArray
     demand: FloatArray
+    slopes: FloatArray
 
 
 def _accept(cur: _Point, trial: _Point, s: float, slope: float) -> bool:
@@ -171,7 +183,8 @@ def _newton(obj: _Objective, alpha0: FloatArray, max_iter: int = 100,
         if s <= 1e-12:
             break  # no descent possible at this precision
         cur = trial
-    return _State(alpha=cur.alpha, demand=cur.demand, iterations=it)
+    return _State(alpha=cur.alpha, demand=cur.demand, iterations=it, hess=cur.hess,
+                  slopes=cur.slopes)
 
 
 def _balanced_start(supplies: list[Supply]) -> FloatArray:
@@ -210,6 +223,8 @@ class _Eval:
     state: _State
     fleet_ms: float
     feasible: bool
+    dalpha_dbeta: FloatArray  # implicit derivative of the optimal prices
+    dfleet_dlogbeta: float  # ≈ d(fleet mean latency)/d(log β), ms; ≤ 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,31 +235,75 @@ class _Ctx:
     t: float
 
 
+def _sensitivity(state: _State, beta: float, t: float) -> tuple[FloatArray, float]:
+    """dα/dβ and d fleet / d log β at an inner optimum, by the implicit function theorem.
+
+    Optimality is ``supply(α; β) = demand(α)`` with ``supply_m`` the inverse of
+    ``α = β·p_m(x) + t·x``; so ``∂supply_m/∂β = −slope_m·p_m`` and ``J·dα/dβ = slope·p``.
+    """
+    assert state.hess is not None and state.slopes is not None
+    x = state.demand
+    marginal_ms = (state.alpha - t * x) / beta  # p_m(x_m), each model's marginal cost
+    rhs = state.slopes * marginal_ms
+    k = len(x)
+    damp = 1e-12 * max(float(np.trace(state.hess)), 1.0) + 1e-14
+    dalpha = np.asarray(np.linalg.solve(state.hess + damp * np.eye(k), rhs), dtype=np.float64)
+    demand_hess = state.hess - np.diag(state.slopes)
+    dx = -demand_hess @ dalpha
+    return dalpha, float(beta * marginal_ms @ dx)
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """Prices and multiplier of a similar problem (e.g. the previous setup of a search), used
+    as a warm start; any hint is safe — it only changes where the iterations begin."""
+
+    alpha: FloatArray
+    beta: float
+
+
 def _evaluate(ctx: _Ctx, beta: float, warm: _Eval | None) -> _Eval:
+    alpha0 = None if warm is None else warm.state.alpha + warm.dalpha_dbeta * (beta - warm.beta)
+    return _evaluate_from(ctx, beta, alpha0)
+
+
+def _evaluate_from(ctx: _Ctx, beta: float, alpha0: FloatArray | None) -> _Eval:
     problem = ctx.problem
     supplies = [Supply.of_cost(p, x, beta, ctx.t) for p, x in ctx.base]
-    alpha0 = None if warm is None else warm.state.alpha * (beta / warm.beta)
+    if alpha0 is not None and not np.all(np.isfinite(alpha0)):
+        alpha0 = None
     state = solve_prices(ctx.demand, supplies, alpha0)
     fleet = problem.fleet_ttft_ms(state.demand)
     caps = np.array([c.capacity_rps_ for c in problem.curves]) / problem.total_rps
     ok = fleet <= problem.slo_ms * (1 + FEASIBILITY_RTOL) and bool(
         np.all(state.demand <= caps * (1 + FEASIBILITY_RTOL)))
-    return _Eval(beta=beta, state=state, fleet_ms=fleet, feasible=ok)
+    dalpha, dfleet = _sensitivity(state, beta, ctx.t)
+    return _Eval(beta=beta, state=state, fleet_ms=fleet, feasible=ok, dalpha_dbeta=dalpha,
+                 dfleet_dlogbeta=dfleet)
 
 
-def _search_beta(ctx: _Ctx) -> tuple[_Eval, int]:
-    """Smallest β (to tolerance) whose routing meets the SLO on the real curves."""
+def _search_beta(ctx: _Ctx, hint: Hint | None = None) -> tuple[_Eval, int]:
+    """Smallest β (to tolerance) whose routing meets the SLO on the real curves.
+
+    Brackets by factors of ``growth`` from ``1/τ`` (or from a hint's β, by smaller factors),
+    then refines by regula falsi.
+    """
     span = max(float(p[-1] - p[0]) for p, _ in ctx.base)
     beta_min = ctx.t / max(span, 1e-12)  # below this the price ramps are narrower than t
     tau = ctx.problem.slo_ms
-    cur = _evaluate(ctx, 1.0 / tau, None)
+    if hint is not None and hint.beta > 0:
+        cur = _evaluate_from(ctx, max(hint.beta, beta_min), hint.alpha)
+        growth = 3.0
+    else:
+        cur = _evaluate(ctx, 1.0 / tau, None)
+        growth = 10.0
     solves = 1
     lo: _Eval | None = None
     hi: _Eval | None = None
     if cur.feasible:
         hi = cur
         while hi.beta > beta_min:
-            nxt = _evaluate(ctx, max(hi.beta / 10, beta_min), hi)
+            nxt = _evaluate(ctx, max(hi.beta / growth, beta_min), hi)
             solves += 1
             if not nxt.feasible:
                 lo = nxt
@@ -255,7 +314,7 @@ def _search_beta(ctx: _Ctx) -> tuple[_Eval, int]:
     else:
         lo = cur
         while hi is None and lo.beta < 1e9 / tau:
-            nxt = _evaluate(ctx, lo.beta * 10, lo)
+            nxt = _evaluate(ctx, lo.beta * growth, lo)
             solves += 1
             hi, lo = (nxt, lo) if nxt.feasible else (None, nxt)
         if hi is None:
@@ -292,14 +351,21 @@ def _refine(ctx: _Ctx, lo: _Eval, hi: _Eval, solves: int) -> tuple[_Eval, int]:
     return hi, solves
 
 
-def solve_dual(problem: RoutingProblem, tie_temperature: float = DEFAULT_TIE_TEMPERATURE
+def solve_dual(problem: RoutingProblem, tie_temperature: float = DEFAULT_TIE_TEMPERATURE,
+               costs: Sequence[ModelCost] | None = None, hint: Hint | None = None
                ) -> RoutingResult:
-    """Route ``problem`` with the dual-price method; infeasibility is a result, not an error."""
+    """Route ``problem`` with the dual-price method; infeasibility is a result, not an error.
+
+    ``costs`` (one per model, built by :func:`build_cost` for this rate and SLO) may be passed
+    in when a search reuses them across setups; ``hint`` warm-starts prices and multiplier.
+    """
     start = time.perf_counter()
     if problem.scope == "per-model":
         return _solve_per_model(problem, tie_temperature, start)
-    costs = [build_cost(c, m, problem.total_rps, problem.slo_ms)
-             for m, c in zip(problem.models, problem.curves, strict=True)]
+    if costs is None:
+        costs = [build_cost(c, m, problem.total_rps, problem.slo_ms)
+                 for m, c in zip(problem.models, problem.curves, strict=True)]
+    costs = list(costs)
     convexified = any(c.convexified for c in costs)
     floor = water_fill(costs)
     if floor is None or float(sum(c.envelope_cost(x) for c, x in zip(costs, floor, strict=True))
@@ -308,7 +374,7 @@ def solve_dual(problem: RoutingProblem, tie_temperature: float = DEFAULT_TIE_TEM
     scores_t = np.ascontiguousarray(problem.scores.T)
     ctx = _Ctx(problem=problem, demand=_Demand(scores_t, tie_temperature),
                base=[(c.supply_p, c.supply_x) for c in costs], t=tie_temperature)
-    best, solves = _search_beta(ctx)
+    best, solves = _search_beta(ctx, hint)
     if not best.feasible:
         return infeasible_result(problem, "dual", costs, time.perf_counter() - start)
     shares = softmax_shares(scores_t, best.state.alpha, tie_temperature)

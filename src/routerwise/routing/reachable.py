@@ -22,7 +22,7 @@ def water_fill(costs: list[ModelCost]) -> FloatArray | None:
         return None
     lo = min(float(c.supply_p[0]) for c in costs) - 1.0
     hi = max(float(c.supply_p[-1]) for c in costs) + 1.0
-    for _ in range(200):
+    for _ in range(64):  # the bracket shrinks to float resolution of the marginal cost
         mid = 0.5 * (lo + hi)
         if sum(float(c.supply(mid)) for c in costs) >= 1.0:
             hi = mid

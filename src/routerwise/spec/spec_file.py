@@ -108,8 +108,13 @@ class WorkloadRef(_Edge):
 
     builtin: str | None = Field(default=None, description="Name of a built-in workload.")
     path: str | None = Field(default=None, description="Path of a workload file.")
-    format: Literal["auto", "csv", "parquet", "routerbench", "llmrouter"] = Field(
+    format: Literal["auto", "csv", "parquet", "routerbench", "llmrouter", "long"] = Field(
         default="auto", description="File format of `path` (auto: from the file name)."
+    )
+    ignore_models: tuple[str, ...] = Field(
+        default=(),
+        description="Score columns of the workload file that are not served here (dropped); "
+        "any other column without a model in `models` is an error.",
     )
     num_prompts: int | None = Field(default=None, ge=1, description="Sample this many prompts.")
     seed: int = Field(default=0, description="Seed of the prompt sample.")

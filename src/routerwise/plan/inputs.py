@@ -1,0 +1,129 @@
+"""Resolve a plan's inputs: the spec (built-in scenario or file, with flag overrides), the
+workload it names, token lengths per model, and the search options per model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from routerwise.errors import InfeasibleError, SpecError
+from routerwise.profiles.estimator import TokenLengths, lengths_from_workload
+from routerwise.profiles.memory import kv_capacity_tokens
+from routerwise.scenarios.registry import load_scenario_spec, scenario_workload
+from routerwise.search.space import ModelOptions, model_options
+from routerwise.spec.catalog import GpuSpec, ModelArch, get_gpu, valid_tps
+from routerwise.spec.spec_file import Spec, load_spec
+from routerwise.spec.workload import Workload
+from routerwise.spec.workload_io import load_workload
+
+log = logging.getLogger(__name__)
+
+#: Token lengths used when a workload file carries none (e.g. LLMRouter's JSON).
+FALLBACK_INPUT_TOKENS, FALLBACK_OUTPUT_TOKENS = 512, 256
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInputs:
+    spec: Spec
+    source: str  # scenario name or spec path
+    workload: Workload  # restricted to the spec's models, in spec order
+    gpu: GpuSpec
+    archs: dict[str, ModelArch]
+    lengths: dict[str, TokenLengths]
+    options: list[ModelOptions]
+    notes: tuple[str, ...]
+
+
+def resolve_spec(scenario: str | None, spec_path: Path | None, rate_rps: float | None,
+                 slo_ms: float | None) -> tuple[Spec, str, Path | None]:
+    """The spec to plan, with ``--rate-rps`` / ``--slo-ms`` overrides applied."""
+    if (scenario is None) == (spec_path is None):
+        raise SpecError("give a built-in scenario name or --spec FILE (exactly one)")
+    spec = load_scenario_spec(scenario) if scenario else load_spec(spec_path)  # type: ignore[arg-type]
+    updates: dict[str, object] = {}
+    if rate_rps is not None:
+        if not rate_rps > 0:
+            raise SpecError(f"--rate-rps {rate_rps!r} must be a positive number of requests/s")
+        updates["rate_rps"] = rate_rps
+    if slo_ms is not None:
+        if not slo_ms > 0:
+            raise SpecError(f"--slo-ms {slo_ms!r} must be a positive number of ms")
+        updates["slo"] = spec.slo.model_copy(update={"target_ms": slo_ms})
+    if updates:
+        spec = spec.model_copy(update=updates)
+    return spec, scenario or str(spec_path), spec_path
+
+
+def _workload(spec: Spec, spec_path: Path | None) -> Workload:
+    ref = spec.workload
+    where = f"{spec_path or spec.name}: workload"
+    if ref.builtin is not None:
+        return scenario_workload(ref.builtin, num_prompts=ref.num_prompts or 2000, seed=ref.seed)
+    assert ref.path is not None
+    path = Path(ref.path)
+    if not path.is_absolute() and spec_path is not None:
+        path = spec_path.parent / path
+    if not path.exists():
+        raise SpecError(f"{where}.path: file {str(path)!r} does not exist")
+    return load_workload(path, ref.format)
+
+
+def _restrict(spec: Spec, workload: Workload, where: str) -> Workload:
+    names = tuple(m.name for m in spec.models)
+    missing = [m for m in names if m not in workload.models]
+    if missing:
+        raise SpecError(
+            f"{where}: models[].name {missing} have no scores in {workload.source} "
+            f"(its models: {list(workload.models)})")
+    extra = [m for m in workload.models if m not in names and m not in spec.workload.ignore_models]
+    if extra:
+        raise SpecError(
+            f"{where}: {workload.source} has scores for model(s) {extra} that are not in the "
+            "spec's models; add them to models or list them in workload.ignore_models")
+    return workload.select_models(names)
+
+
+def _lengths(workload: Workload, names: tuple[str, ...]) -> tuple[dict[str, TokenLengths],
+                                                                  tuple[str, ...]]:
+    if workload.input_tokens is not None and workload.output_tokens is not None:
+        return {m: lengths_from_workload(workload, m) for m in names}, ()
+    note = (f"{workload.source} has no token lengths: profiles use {FALLBACK_INPUT_TOKENS} "
+            f"input and {FALLBACK_OUTPUT_TOKENS} output tokens")
+    log.warning(note)
+    fixed = TokenLengths.fixed(FALLBACK_INPUT_TOKENS, FALLBACK_OUTPUT_TOKENS)
+    return dict.fromkeys(names, fixed), (note,)
+
+
+def plan_inputs(spec: Spec, source: str, spec_path: Path | None) -> PlanInputs:
+    """Everything the search needs, validated; a model that fits nowhere is infeasible."""
+    where = str(spec_path or spec.name)
+    if spec.slo.metric != "ttft" or spec.slo.stat != "mean":
+        raise SpecError(f"{where}: slo: the planner optimises mean TTFT (metric: ttft, "
+                        f"stat: mean); got metric={spec.slo.metric}, stat={spec.slo.stat}")
+    gpu = get_gpu(spec.cluster.gpu_type)
+    archs = {m.name: m.to_arch() for m in spec.models}
+    workload = _restrict(spec, _workload(spec, spec_path), where)
+    lengths, notes = _lengths(workload, tuple(archs))
+    c = spec.cluster
+    options = [model_options(m.name, archs[m.name], gpu, c.num_gpus, c.gpus_per_node,
+                             max_tp=m.max_tp or 8) for m in spec.models]
+    for o in options:
+        if not o.options:
+            _raise_does_not_fit(o.arch, gpu, c.num_gpus, c.gpus_per_node, o.model)
+    return PlanInputs(spec=spec, source=source, workload=workload, gpu=gpu, archs=archs,
+                      lengths=lengths, options=options, notes=notes)
+
+
+def _raise_does_not_fit(arch: ModelArch, gpu: GpuSpec, num_gpus: int, per_node: int,
+                        name: str) -> None:
+    tps = [t for t in valid_tps(arch) if t <= min(num_gpus, per_node)]
+    tp = max(tps) if tps else 1
+    try:
+        kv_capacity_tokens(arch, gpu, tp, 1.0)
+    except InfeasibleError as exc:
+        raise InfeasibleError(
+            f"model {name!r} fits nowhere on this cluster ({num_gpus}× {gpu.name}, "
+            f"{per_node} per node): {exc}", reachable=exc.reachable) from None
+    raise InfeasibleError(f"model {name!r} has no deployment on {num_gpus}× {gpu.name}")

@@ -1,0 +1,100 @@
+"""The baselines the plan is compared with (the routing is still optimised for each):
+
+* ``equal_split`` — every model the same share of the cluster (in tenths of a GPU);
+* ``size_proportional`` — shares proportional to parameter count;
+* ``isolated`` — whole dedicated GPUs per model, no MPS sharing (the best such setup);
+* ``best_single_model`` — all traffic to one model on the whole cluster (the best one).
+
+Each returns candidate setups; the search evaluates them and keeps the best per baseline.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from routerwise.search.enumerate import PlacedSetup
+from routerwise.search.placement import Instance, place_deployment
+from routerwise.search.space import SHARE_UNITS, Deployment, ModelOptions, Setup
+
+BASELINES = ("equal_split", "size_proportional", "isolated", "best_single_model")
+
+
+def place(options: Sequence[ModelOptions], chosen: Sequence[Deployment | None], num_gpus: int,
+          gpus_per_node: int) -> PlacedSetup | None:
+    """Place ``chosen`` (models in decreasing size, first fit); None when it does not fit."""
+    loads = [0] * num_gpus
+    placed: dict[int, tuple[Instance, ...]] = {}
+    for i in sorted(range(len(options)), key=lambda i: -options[i].arch.params_b):
+        dep = chosen[i]
+        if dep is None:
+            continue
+        res = place_deployment(loads, options[i].model, dep, gpus_per_node)
+        if res is None:
+            return None
+        loads, placed[i] = res
+    instances = tuple(inst for i in range(len(options)) for inst in placed.get(i, ()))
+    setup = Setup(tuple(o.model for o in options), tuple(chosen))
+    return PlacedSetup(setup, instances, dominated=False)
+
+
+def _largest_within(opts: ModelOptions, budget_units: int) -> Deployment | None:
+    """The deployment using the most GPU share within the budget (whole GPUs preferred)."""
+    within = [d for d in opts.options if d.units <= budget_units]
+    if not within:
+        return None
+    return max(within, key=lambda d: (d.units, d.share_units, -d.tp))
+
+
+def budget_split(options: Sequence[ModelOptions], weights: Sequence[float], num_gpus: int,
+                 gpus_per_node: int) -> PlacedSetup | None:
+    """Each model gets ``weight``'s fraction of the cluster's share units."""
+    total = sum(weights)
+    units = num_gpus * SHARE_UNITS
+    chosen = [_largest_within(o, int(units * w / total)) for o, w in zip(options, weights,
+                                                                        strict=True)]
+    if any(d is None for d in chosen):
+        return None
+    return place(options, chosen, num_gpus, gpus_per_node)
+
+
+def isolated_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int
+                    ) -> list[PlacedSetup]:
+    """Every placement of all models on whole, dedicated GPUs (share 100%)."""
+    whole = [[d for d in o.options if d.share_units == SHARE_UNITS] for o in options]
+    out = []
+    for combo in itertools.product(*whole):
+        if sum(d.shards for d in combo) > num_gpus:
+            continue
+        placed = place(options, combo, num_gpus, gpus_per_node)
+        if placed is not None:
+            out.append(placed)
+    return out
+
+
+def single_model_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int
+                        ) -> list[PlacedSetup]:
+    """Each model alone on the whole cluster: every whole-GPU deployment that uses it all."""
+    out = []
+    for i, o in enumerate(options):
+        for d in o.options:
+            if d.share_units == SHARE_UNITS and d.shards == num_gpus:
+                chosen: list[Deployment | None] = [None] * len(options)
+                chosen[i] = d
+                placed = place(options, chosen, num_gpus, gpus_per_node)
+                if placed is not None:
+                    out.append(placed)
+    return out
+
+
+def baseline_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int
+                    ) -> dict[str, list[PlacedSetup]]:
+    """Candidate setups of each baseline (possibly none: then that baseline is infeasible)."""
+    equal = budget_split(options, [1.0] * len(options), num_gpus, gpus_per_node)
+    sized = budget_split(options, [o.arch.params_b for o in options], num_gpus, gpus_per_node)
+    return {
+        "equal_split": [equal] if equal else [],
+        "size_proportional": [sized] if sized else [],
+        "isolated": isolated_setups(options, num_gpus, gpus_per_node),
+        "best_single_model": single_model_setups(options, num_gpus, gpus_per_node),
+    }

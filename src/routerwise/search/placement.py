@@ -1,0 +1,66 @@
+"""Placing shards on GPUs: first fit, models in decreasing size, one shard per model per GPU.
+
+GPU loads are in tenths of a GPU (MPS share units); memory follows the share (a shard with
+share s may use s of the GPU's memory), so ≤ 10 units per GPU is also the memory check.
+Each instance's ``tp`` shards stay inside one node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from routerwise.search.space import SHARE_UNITS, Deployment
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One placed instance: ``tp`` GPUs, each giving ``share_units`` tenths."""
+
+    model: str
+    tp: int
+    share_units: int
+    gpu_ids: tuple[int, ...]
+
+
+def place_deployment(loads: list[int], model: str, dep: Deployment, gpus_per_node: int
+                     ) -> tuple[list[int], tuple[Instance, ...]] | None:
+    """First-fit the instances of ``dep`` onto GPUs; new loads and instances, or None."""
+    new = loads.copy()
+    used: set[int] = set()
+    placed: list[Instance] = []
+    num_gpus = len(loads)
+    for _ in range(dep.replicas):
+        group: list[int] | None = None
+        for node_start in range(0, num_gpus, gpus_per_node):
+            free = [g for g in range(node_start, min(node_start + gpus_per_node, num_gpus))
+                    if g not in used and new[g] + dep.share_units <= SHARE_UNITS]
+            if len(free) >= dep.tp:
+                group = free[: dep.tp]
+                break
+        if group is None:
+            return None
+        for g in group:
+            new[g] += dep.share_units
+            used.add(g)
+        placed.append(Instance(model, dep.tp, dep.share_units, tuple(group)))
+    return new, tuple(placed)
+
+
+def can_grow(loads: list[int], instances: tuple[Instance, ...], dep: Deployment,
+             gpus_per_node: int) -> bool:
+    """Whether ``dep`` could take one more share unit per shard, or one more replica, in place.
+
+    Either upgrade gives a latency curve at least as good at every rate, so a setup where it
+    fits leaves capacity idle that another setup uses: it is dominated.
+    """
+    gpus = [g for inst in instances for g in inst.gpu_ids]
+    if dep.share_units < SHARE_UNITS and all(loads[g] < SHARE_UNITS for g in gpus):
+        return True
+    used = set(gpus)
+    num_gpus = len(loads)
+    for node_start in range(0, num_gpus, gpus_per_node):
+        free = [g for g in range(node_start, min(node_start + gpus_per_node, num_gpus))
+                if g not in used and loads[g] + dep.share_units <= SHARE_UNITS]
+        if len(free) >= dep.tp:
+            return True
+    return False

@@ -1,0 +1,186 @@
+"""Search the setups of a cluster for the best routed quality (DESIGN.md §2, stage 3).
+
+1. Enumerate placeable setups (``enumerate``); dominated ones are counted, not solved.
+2. Evaluate the baselines' setups first: a strong incumbent and its dual prices.
+3. Bound every other non-dominated setup with those duals (``bounds``); evaluate the rest in
+   order of decreasing bound, in batches on an executor, pruning whatever cannot beat the
+   best found so far. A random sample of retained setups is evaluated as well, so the
+   spread of quality across setups (the paper's figure) is measured, not guessed.
+4. Choosing is separate: :func:`best_candidate`.
+
+Pure apart from the executor's processes: same inputs and seed, same result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from routerwise.search.baselines import BASELINES, baseline_setups
+from routerwise.search.bounds import lagrangian_bounds
+from routerwise.search.enumerate import EnumerationCounts, PlacedSetup, enumerate_setups
+from routerwise.search.evaluate import EvalContext, Evaluator, Outcome
+from routerwise.search.executors import Batch, make_executor
+from routerwise.search.placement import Instance
+from routerwise.search.space import ModelOptions, Setup
+
+Status = Literal["feasible", "infeasible", "pruned_bound", "sampled_out"]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A retained, non-dominated setup (or a baseline's) with what the search made of it."""
+
+    index: int
+    setup: Setup
+    instances: tuple[Instance, ...]
+    status: Status
+    reason: str
+    quality: float = math.nan
+    fleet_ttft_ms: float = math.nan
+    upper_bound: float = math.nan
+    fractions: tuple[float, ...] = ()
+    prices: tuple[float, ...] = ()
+    baselines: tuple[str, ...] = ()  # the baselines this setup stands for
+    convexified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchConfig:
+    executor: str = "process"
+    workers: int | None = None
+    batch_size: int = 48
+    spread_sample: int = 200  # random retained setups evaluated for the quality spread
+    seed: int = 0
+
+
+@dataclass(slots=True)
+class SearchResult:
+    candidates: list[Candidate]
+    enumerated: int
+    retained: int
+    dominated: int
+    evaluated: int
+    pruned: int
+    seconds: float
+    sampled: int
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def _candidate(ps: PlacedSetup, index: int, out: Outcome | None, bound: float,
+               baselines: tuple[str, ...] = ()) -> Candidate:
+    if out is None:
+        return Candidate(index, ps.setup, ps.instances, "pruned_bound",
+                         f"upper bound {bound:.4f} cannot beat the best found", upper_bound=bound,
+                         baselines=baselines)
+    return Candidate(index, ps.setup, ps.instances, "feasible" if out.feasible else "infeasible",
+                     out.reason, quality=out.quality, fleet_ttft_ms=out.fleet_ttft_ms,
+                     upper_bound=bound, fractions=out.fractions, prices=out.prices,
+                     baselines=baselines, convexified=out.convexified)
+
+
+def search_setups(
+    ctx: EvalContext, options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
+    config: SearchConfig = SearchConfig(), progress: Progress | None = None,
+) -> SearchResult:
+    """Enumerate, bound and evaluate setups; every candidate keeps its status and reason."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    counts = EnumerationCounts()
+    pool: list[PlacedSetup] = []
+    reservoir: list[PlacedSetup] = []  # uniform sample of all retained setups
+    for ps in enumerate_setups(options, num_gpus, gpus_per_node, counts):
+        if not ps.dominated:
+            pool.append(ps)
+        if len(reservoir) < config.spread_sample:
+            reservoir.append(ps)
+        else:
+            j = int(rng.integers(0, counts.retained))
+            if j < config.spread_sample:
+                reservoir[j] = ps
+    base = baseline_setups(options, num_gpus, gpus_per_node)
+    seeds: list[tuple[PlacedSetup, tuple[str, ...]]] = [
+        (ps, (name,)) for name in BASELINES for ps in base[name]]
+    everything = [ps for ps, _ in seeds] + pool + [ps for ps in reservoir if ps.dominated]
+    tags = [b for _, b in seeds] + [()] * (len(everything) - len(seeds))
+    n_seed, n_pool = len(seeds), len(pool)
+    outcomes: dict[int, Outcome] = {}
+    executor = make_executor(config.executor, ctx, config.workers)
+    done = 0
+    total = len(everything)
+
+    def run(indices: Sequence[int]) -> None:
+        nonlocal done
+        batches: list[Batch] = [
+            [(i, everything[i].setup) for i in indices[k:k + config.batch_size]]
+            for k in range(0, len(indices), config.batch_size)]
+        for outs in executor.run(batches):
+            for o in outs:
+                outcomes[o.index] = o
+            done += len(outs)
+            if progress is not None:
+                progress(done, total)
+
+    try:
+        sample_idx = [n_seed + n_pool + i for i in range(len(everything) - n_seed - n_pool)]
+        sample_idx += [n_seed + int(i) for i in rng.choice(
+            n_pool, size=min(n_pool, config.spread_sample // 2), replace=False)] if n_pool else []
+        run(list(range(n_seed)) + sample_idx)
+        bounds = np.full(len(everything), math.inf)
+        rest = [i for i in range(n_seed, n_seed + n_pool) if i not in outcomes]
+        bounds, rest = _bound(ctx, everything, outcomes, rest, bounds)
+        while rest:
+            best = max((o.quality for o in outcomes.values() if o.feasible), default=-math.inf)
+            rest = [i for i in rest if bounds[i] > best + 1e-9]
+            if not rest:
+                break
+            chunk = rest[: config.batch_size * 4]
+            rest = rest[len(chunk):]
+            run(chunk)
+        total = done
+    finally:
+        executor.close()
+    candidates = [
+        _candidate(ps, i, outcomes.get(i), float(bounds[i]), tags[i])
+        for i, ps in enumerate(everything)]
+    evaluated = sum(1 for i in outcomes if n_seed <= i < n_seed + n_pool)
+    return SearchResult(
+        candidates=candidates, enumerated=counts.enumerated, retained=counts.retained,
+        dominated=counts.dominated, evaluated=evaluated, pruned=n_pool - evaluated,
+        seconds=time.perf_counter() - start, sampled=len(everything) - n_seed - n_pool,
+    )
+
+
+def _bound(ctx: EvalContext, everything: list[PlacedSetup], outcomes: dict[int, Outcome],
+           rest: list[int], bounds: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Bounds of ``rest`` from the duals of the best few setups found; ``rest`` sorted by bound."""
+    feasible = sorted((o for o in outcomes.values() if o.feasible), key=lambda o: -o.quality)
+    if not feasible or not rest:
+        return bounds, rest
+    evaluator = Evaluator(ctx)
+    setups = [everything[i].setup for i in rest]
+    for s in setups:
+        for m, d in zip(s.models, s.deployments, strict=True):
+            if d is not None:
+                evaluator.cost(m, d)
+    ub = np.full(len(rest), math.inf)
+    for o in feasible[:3]:
+        ub = np.minimum(ub, lagrangian_bounds(setups, evaluator.costs, ctx.scores,
+                                              np.array(o.prices), o.multiplier, ctx.slo_ms))
+    bounds[rest] = ub
+    order = np.argsort(-ub, kind="stable")
+    return bounds, [rest[int(j)] for j in order]
+
+
+def best_candidate(candidates: Sequence[Candidate]) -> Candidate | None:
+    """The feasible candidate with the highest quality (ties: fewer GPU share units)."""
+    feasible = [c for c in candidates if c.status == "feasible"]
+    if not feasible:
+        return None
+    return max(feasible, key=lambda c: (round(c.quality, 12), -c.setup.units))

@@ -1,0 +1,100 @@
+"""The search space: per-model deployment options and setups built from them.
+
+A *deployment* of one model is ``replicas`` identical instances of shape ``(tp, share)``;
+``share`` is an MPS compute share counted in tenths of a GPU (``share_units`` 1..10), the
+grid DESIGN.md §2 searches. A *setup* picks one deployment (or none) per model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from routerwise.errors import InputError
+from routerwise.profiles.memory import fits
+from routerwise.spec.catalog import GpuSpec, ModelArch, valid_tps
+
+SHARE_UNITS = 10  # a GPU is 10 units of 10% each
+TP_CHOICES = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Deployment:
+    """``replicas`` instances of ``tp`` GPUs each, every shard at ``share_units`` tenths."""
+
+    tp: int
+    share_units: int
+    replicas: int
+
+    def __post_init__(self) -> None:
+        if self.tp not in TP_CHOICES:
+            raise InputError(f"{self.tp=} must be one of {TP_CHOICES}")
+        if not 1 <= self.share_units <= SHARE_UNITS:
+            raise InputError(f"{self.share_units=} must be in 1..{SHARE_UNITS}")
+        if self.replicas < 1:
+            raise InputError(f"{self.replicas=} must be >= 1")
+
+    @property
+    def mps_share(self) -> float:
+        return self.share_units / SHARE_UNITS
+
+    @property
+    def shards(self) -> int:
+        return self.tp * self.replicas
+
+    @property
+    def units(self) -> int:
+        """GPU share used, in tenths of a GPU."""
+        return self.shards * self.share_units
+
+    def describe(self) -> str:
+        return f"{self.replicas}×tp{self.tp}@{self.share_units * 10}%"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOptions:
+    """Every deployment of one model that fits in memory, and how many were enumerated."""
+
+    model: str
+    arch: ModelArch
+    options: tuple[Deployment, ...]
+    enumerated: int  # including shapes that do not fit in memory
+
+
+def model_options(name: str, arch: ModelArch, gpu: GpuSpec, num_gpus: int, gpus_per_node: int,
+                  max_tp: int = 8) -> ModelOptions:
+    """Deployments of ``arch`` on ``gpu``: tp dividing its heads, 10%-steps, replicas ≤ GPUs/tp.
+
+    Shards of one model go to distinct GPUs, so ``tp · replicas ≤ num_gpus``; tp stays inside
+    a node.
+    """
+    tps = [tp for tp in valid_tps(arch, max_tp=min(max_tp, 8)) if tp <= gpus_per_node]
+    opts: list[Deployment] = []
+    enumerated = 0
+    for tp in tps:
+        for units in range(1, SHARE_UNITS + 1):
+            reps = num_gpus // tp
+            enumerated += reps
+            if not fits(arch, gpu, tp, units / SHARE_UNITS):
+                continue
+            opts.extend(Deployment(tp, units, r) for r in range(1, reps + 1))
+    return ModelOptions(model=name, arch=arch, options=tuple(opts), enumerated=enumerated)
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """One deployment (or ``None``: not deployed) per model, in the spec's model order."""
+
+    models: tuple[str, ...]
+    deployments: tuple[Deployment | None, ...]
+
+    @property
+    def deployed(self) -> tuple[str, ...]:
+        return tuple(m for m, d in zip(self.models, self.deployments, strict=True) if d)
+
+    @property
+    def units(self) -> int:
+        return sum(d.units for d in self.deployments if d is not None)
+
+    def describe(self) -> str:
+        return ", ".join(f"{m}: {d.describe() if d else '—'}"
+                         for m, d in zip(self.models, self.deployments, strict=True))
