@@ -32,7 +32,7 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="Also print plan.json."),
 ) -> None:
     """Plan GPUs (tp, replicas, MPS share per model) and routing prices within a latency SLO."""
-    from routerwise.plan.inputs import resolve_spec  # noqa: PLC0415 (keeps --help fast)
+    from routerwise.plan.inputs import resolve_spec
 
     spec_obj, source, spec_path = run_or_exit(lambda: resolve_spec(scenario, spec, rate_rps,
                                                                      slo_ms))

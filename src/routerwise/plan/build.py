@@ -80,9 +80,10 @@ def _infeasible(inputs: PlanInputs, ctx: EvalContext, search: SearchResult) -> d
     slo = inputs.spec.slo.target_ms
     rate_txt = ("no rate meets it" if best_rate is None
                 else f"the highest rate any setup serves within it is {best_rate:.3g} req/s")
+    low_txt = (f"{inputs.spec.rate_rps:g} req/s exceeds the capacity of every setup"
+               if math.isinf(low) else f"the lowest mean TTFT any setup reaches is {low:.1f} ms")
     message = (f"infeasible: no setup meets the mean TTFT SLO of {slo:g} ms at "
-               f"{inputs.spec.rate_rps:g} req/s; the lowest mean TTFT any setup reaches is "
-               f"{low:.1f} ms; {rate_txt}")
+               f"{inputs.spec.rate_rps:g} req/s; {low_txt}; {rate_txt}")
     return {"message": message, "lowest_ttft_mean_ms": _num(low), "max_rate_rps": best_rate}
 
 

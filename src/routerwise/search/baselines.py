@@ -38,24 +38,23 @@ def place(options: Sequence[ModelOptions], chosen: Sequence[Deployment | None], 
     return PlacedSetup(setup, instances, dominated=False)
 
 
-def _largest_within(opts: ModelOptions, budget_units: int) -> Deployment | None:
-    """The deployment using the most GPU share within the budget (whole GPUs preferred)."""
-    within = [d for d in opts.options if d.units <= budget_units]
-    if not within:
-        return None
-    return max(within, key=lambda d: (d.units, d.share_units, -d.tp))
-
-
 def budget_split(options: Sequence[ModelOptions], weights: Sequence[float], num_gpus: int,
-                 gpus_per_node: int) -> PlacedSetup | None:
-    """Each model gets ``weight``'s fraction of the cluster's share units."""
+                 gpus_per_node: int, max_tries: int = 5000) -> PlacedSetup | None:
+    """Each model gets ``weight``'s fraction of the cluster's share units: the placeable
+    combination that uses the most of each model's budget (depth-first, largest first)."""
     total = sum(weights)
     units = num_gpus * SHARE_UNITS
-    chosen = [_largest_within(o, int(units * w / total)) for o, w in zip(options, weights,
-                                                                        strict=True)]
-    if any(d is None for d in chosen):
+    budgets = [int(units * w / total + 1e-9) for w in weights]
+    ranked = [sorted((d for d in o.options if d.units <= b),
+                     key=lambda d: (-d.units, -d.share_units, d.tp))
+              for o, b in zip(options, budgets, strict=True)]
+    if any(not r for r in ranked):
         return None
-    return place(options, chosen, num_gpus, gpus_per_node)
+    for combo in itertools.islice(itertools.product(*ranked), max_tries):
+        placed = place(options, combo, num_gpus, gpus_per_node)
+        if placed is not None:
+            return placed
+    return None
 
 
 def isolated_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int

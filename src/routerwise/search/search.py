@@ -93,17 +93,8 @@ def search_setups(
     start = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     counts = EnumerationCounts()
-    pool: list[PlacedSetup] = []
-    reservoir: list[PlacedSetup] = []  # uniform sample of all retained setups
-    for ps in enumerate_setups(options, num_gpus, gpus_per_node, counts):
-        if not ps.dominated:
-            pool.append(ps)
-        if len(reservoir) < config.spread_sample:
-            reservoir.append(ps)
-        else:
-            j = int(rng.integers(0, counts.retained))
-            if j < config.spread_sample:
-                reservoir[j] = ps
+    pool, reservoir = _collect(options, num_gpus, gpus_per_node, counts, config.spread_sample,
+                               rng)
     base = baseline_setups(options, num_gpus, gpus_per_node)
     seeds: list[tuple[PlacedSetup, tuple[str, ...]]] = [
         (ps, (name,)) for name in BASELINES for ps in base[name]]
@@ -155,6 +146,24 @@ def search_setups(
         dominated=counts.dominated, evaluated=evaluated, pruned=n_pool - evaluated,
         seconds=time.perf_counter() - start, sampled=len(everything) - n_seed - n_pool,
     )
+
+
+def _collect(options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
+             counts: EnumerationCounts, sample: int, rng: np.random.Generator
+             ) -> tuple[list[PlacedSetup], list[PlacedSetup]]:
+    """Non-dominated setups, and a uniform reservoir sample of all retained ones."""
+    pool: list[PlacedSetup] = []
+    reservoir: list[PlacedSetup] = []
+    for ps in enumerate_setups(options, num_gpus, gpus_per_node, counts):
+        if not ps.dominated:
+            pool.append(ps)
+        if len(reservoir) < sample:
+            reservoir.append(ps)
+        else:
+            j = int(rng.integers(0, counts.retained))
+            if j < sample:
+                reservoir[j] = ps
+    return pool, reservoir
 
 
 def _bound(ctx: EvalContext, everything: list[PlacedSetup], outcomes: dict[int, Outcome],

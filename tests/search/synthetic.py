@@ -1,0 +1,33 @@
+"""Synthetic, monotone shape curves for search tests (fast and deterministic).
+
+An instance of model m with tp GPUs at share s: mean TTFT ``base·(1 + u/(1.05 − u))`` with
+utilisation ``u = rate/cap``, ``base = b_m·s^-0.5·tp^-0.6`` and ``cap = c_m·s·tp^0.9`` — faster
+and bigger with more share or tp, like the estimator's curves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from routerwise.latency.curve import PiecewiseLinearCurve
+from routerwise.profiles.table import ProfilePoints
+from routerwise.search.curves import ShapeKey
+from routerwise.search.space import ModelOptions
+from routerwise.spec.core import readonly
+
+SPEED = {"llama-2-13b": (60.0, 14.0), "yi-34b": (110.0, 7.0), "llama-2-70b": (190.0, 4.0)}
+
+
+def synthetic_curves(options: list[ModelOptions]) -> dict[ShapeKey, PiecewiseLinearCurve]:
+    curves = {}
+    for o in options:
+        b, c = SPEED.get(o.model, (80.0, 10.0))
+        for d in o.options:
+            share = d.share_units / 10
+            base = b * share ** -0.5 * d.tp ** -0.6
+            cap = c * share * d.tp ** 0.9
+            u = np.linspace(0.1, 0.95, 8)
+            pts = ProfilePoints(o.model, readonly(u * cap), readonly(base * (1 + u / (1.05 - u))),
+                                "ttft_mean_ms", (), "<synthetic>")
+            curves[(o.model, d.tp, d.share_units)] = PiecewiseLinearCurve().fit(pts)
+    return curves
