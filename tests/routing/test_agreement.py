@@ -71,7 +71,8 @@ def _check_valid(problem: RoutingProblem, r: RoutingResult) -> None:
     assert abs(quality - r.quality) < 1e-9
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          derandomize=True)  # CI runs a fixed sample; run with more examples locally to hunt
 @given(instances())
 def test_dual_agrees_with_exact(case: tuple[RoutingProblem, bool]) -> None:
     problem, _ = case
@@ -92,7 +93,7 @@ def test_dual_agrees_with_exact(case: tuple[RoutingProblem, bool]) -> None:
         assert exact.quality <= bound + 1e-9
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(instances())
 def test_per_model_scope_agrees(case: tuple[RoutingProblem, bool]) -> None:
     base, _ = case

@@ -28,8 +28,13 @@ def water_fill(costs: list[ModelCost]) -> FloatArray | None:
             hi = mid
         else:
             lo = mid
-    x = np.array([float(c.supply(hi)) for c in costs])
-    out: FloatArray = x / x.sum()
+    # between lo and hi only models whose supply jumps (a flat marginal cost) change:
+    # they share the remainder, which keeps every marginal cost equal
+    x_lo = np.array([float(c.supply(lo)) for c in costs])
+    x_hi = np.array([float(c.supply(hi)) for c in costs])
+    gap = x_hi.sum() - x_lo.sum()
+    theta = 1.0 if gap <= 0 else min(max((1.0 - x_lo.sum()) / gap, 0.0), 1.0)
+    out: FloatArray = x_lo + theta * (x_hi - x_lo)
     return out
 
 
