@@ -5,13 +5,15 @@ workload it names, token lengths per model, and the search options per model.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from routerwise.errors import InfeasibleError, SpecError
 from routerwise.profiles.estimator import TokenLengths, lengths_from_workload
 from routerwise.profiles.memory import kv_capacity_tokens
 from routerwise.scenarios.registry import load_scenario_spec, scenario_workload
+from routerwise.search.curves import ShapeKey
 from routerwise.search.space import ModelOptions, model_options
 from routerwise.spec.catalog import GpuSpec, ModelArch, get_gpu, valid_tps
 from routerwise.spec.spec_file import Spec, load_spec
@@ -116,6 +118,23 @@ def plan_inputs(spec: Spec, source: str, spec_path: Path | None) -> PlanInputs:
                       lengths=lengths, options=options, notes=notes)
 
 
+def drop_unusable(inputs: PlanInputs, unusable: Mapping[ShapeKey, str]) -> PlanInputs:
+    """Remove deployments whose instance shape cannot serve the workload (noted in the plan)."""
+    options = []
+    for o in inputs.options:
+        keep = tuple(d for d in o.options if (o.model, d.tp, d.share_units) not in unusable)
+        if not keep:
+            reasons = {v for (m, _, _), v in unusable.items() if m == o.model}
+            raise InfeasibleError(f"model {o.model!r} has no instance shape that can serve this "
+                                  f"workload on {inputs.gpu.name}: {sorted(reasons)[0]}")
+        options.append(ModelOptions(o.model, o.arch, keep, o.enumerated))
+    shapes = sorted(f"{m} tp{tp} {u * 10}%" for m, tp, u in unusable)
+    more = ", …" if len(shapes) > 6 else ""
+    note = (f"{len(unusable)} instance shape(s) dropped: their KV cache cannot hold the "
+            f"workload's longest request ({', '.join(shapes[:6])}{more})")
+    return replace(inputs, options=options, notes=(*inputs.notes, note))
+
+
 def _raise_does_not_fit(arch: ModelArch, gpu: GpuSpec, num_gpus: int, per_node: int,
                         name: str) -> None:
     tps = [t for t in valid_tps(arch) if t <= min(num_gpus, per_node)]
@@ -124,6 +143,6 @@ def _raise_does_not_fit(arch: ModelArch, gpu: GpuSpec, num_gpus: int, per_node: 
         kv_capacity_tokens(arch, gpu, tp, 1.0)
     except InfeasibleError as exc:
         raise InfeasibleError(
-            f"model {name!r} fits nowhere on this cluster ({num_gpus}× {gpu.name}, "
-            f"{per_node} per node): {exc}", reachable=exc.reachable) from None
+            f"cluster: model {name!r} fits nowhere on {num_gpus}× {gpu.name} "
+            f"({per_node} per node): {exc}", reachable=exc.reachable) from None
     raise InfeasibleError(f"model {name!r} has no deployment on {num_gpus}× {gpu.name}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from routerwise.latency.curve import LatencyCurve
 from routerwise.plan.build import Plan, build_plan
-from routerwise.plan.inputs import PlanInputs, plan_inputs
+from routerwise.plan.inputs import PlanInputs, drop_unusable, plan_inputs
 from routerwise.plan.shapes import ShapeProfiles, shape_profiles
 from routerwise.profiles.table import ProfileTable
 from routerwise.search.curves import deployment_curve, shape_key
@@ -46,6 +46,8 @@ def make_plan(
     shapes_needed = {shape_key(o.model, d) for o in inputs.options for d in o.options}
     shapes = shape_profiles(inputs.archs, inputs.gpu, shapes_needed, inputs.lengths,
                             supplied=supplied, cache_dir=cache_dir, progress=profile_progress)
+    if shapes.unusable:
+        inputs = drop_unusable(inputs, shapes.unusable)
     ctx = EvalContext(models=inputs.workload.models, scores=inputs.workload.scores,
                       shape_curves=shapes.curves, total_rps=spec.rate_rps,
                       slo_ms=spec.slo.target_ms)

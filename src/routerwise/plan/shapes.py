@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from routerwise.errors import InfeasibleError
 from routerwise.latency.curve import LatencyCurve, fit_curve
 from routerwise.profiles.estimator import TokenLengths, estimate_profile_cached
 from routerwise.profiles.table import ProfilePoints, ProfileTable
@@ -36,6 +37,7 @@ class ShapeProfiles:
     provenance: Mapping[ShapeKey, str]
     estimated: int
     supplied: int
+    unusable: Mapping[ShapeKey, str]  # shapes that cannot serve the workload, and why
 
 
 def _supplied_points(table: ProfileTable, gpu: GpuSpec, key: ShapeKey) -> ProfilePoints | None:
@@ -68,6 +70,7 @@ def shape_profiles(
     curves: dict[ShapeKey, LatencyCurve] = {}
     provenance: dict[ShapeKey, str] = {}
     estimated = 0
+    unusable: dict[ShapeKey, str] = {}
     for i, key in enumerate(wanted):
         model, tp, units = key
         points = next((p for t in tables if (p := _supplied_points(t, gpu, key))), None)
@@ -78,11 +81,15 @@ def shape_profiles(
                 prov = str(source.frame["provenance"].iloc[0])
             provenance[key] = prov
         else:
-            table = estimate_profile_cached(
-                archs[model], gpu, tp, units / SHARE_UNITS, None, lengths[model],
-                num_requests=PLAN_REQUESTS_PER_RATE, sweep_points=PLAN_SWEEP_POINTS,
-                cache_dir=cache_dir,
-            )
+            try:
+                table = estimate_profile_cached(
+                    archs[model], gpu, tp, units / SHARE_UNITS, None, lengths[model],
+                    num_requests=PLAN_REQUESTS_PER_RATE, sweep_points=PLAN_SWEEP_POINTS,
+                    cache_dir=cache_dir,
+                )
+            except InfeasibleError as exc:  # e.g. its KV cache cannot hold the longest request
+                unusable[key] = str(exc)
+                continue
             points = table.points(archs[model].id)
             points = ProfilePoints(model, points.rates_rps, points.values_ms, points.stat,
                                    points.source_rows, points.source)
@@ -92,4 +99,4 @@ def shape_profiles(
         if progress is not None:
             progress(i + 1, len(wanted), f"{model} tp{tp} {units * 10}%")
     return ShapeProfiles(curves=curves, provenance=provenance, estimated=estimated,
-                         supplied=len(wanted) - estimated)
+                         supplied=len(wanted) - estimated - len(unusable), unusable=unusable)
