@@ -1,0 +1,176 @@
+"""``routerwise plan`` end to end: the plan.json contract, plots, exit codes and bad specs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from routerwise.cli.app import app
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "data"
+runner = CliRunner()
+
+SPEC = """\
+name: tiny
+cluster: {{gpu_type: {gpu}, num_gpus: {gpus}, gpus_per_node: 8}}
+models:
+  - {{name: small, catalog_id: llama-3.1-8b}}
+  - {{name: large, catalog_id: {large}}}
+workload: {workload}
+rate_rps: {rate}
+slo: {slo}
+"""
+
+
+def plan(*args: str) -> tuple[int, str, str]:
+    res = runner.invoke(app, ["plan", *args])
+    return res.exit_code, res.stdout, res.stderr
+
+
+def write_spec(tmp: Path, *, gpu: str = "H100-SXM", gpus: int = 2, large: str = "qwen2.5-32b",
+               workload: str = "{path: scores.csv}", rate: float = 6,
+               slo: str = "{metric: ttft, stat: mean, target_ms: 400}") -> Path:
+    spec = tmp / "spec.yaml"
+    spec.write_text(SPEC.format(gpu=gpu, gpus=gpus, large=large, workload=workload, rate=rate,
+                                slo=slo))
+    return spec
+
+
+def write_scores(tmp: Path, extra: bool = False) -> None:
+    frame = pd.DataFrame({"prompt_id": [f"p{i}" for i in range(200)],
+                          "small": [0.3 + 0.002 * i for i in range(200)],
+                          "large": [0.9 - 0.003 * i for i in range(200)],
+                          "input_tokens": 300})
+    for m in ("small", "large"):
+        frame[f"output_tokens:{m}"] = 150
+    if extra:
+        frame["giant"] = 0.5
+        frame["output_tokens:giant"] = 150
+    frame.to_csv(tmp / "scores.csv", index=False)
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_plan_json_contract_and_files(tmp_path: Path) -> None:
+    write_scores(tmp_path)
+    out = tmp_path / "out"
+    code, stdout, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(out), "--json",
+                                "--executor", "serial")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    assert doc == json.loads((out / "plan.json").read_text())
+    for key in ("feasible", "quality", "setup", "routing", "predicted", "slo", "cluster",
+                "rate_rps", "search", "baselines", "provenance"):
+        assert key in doc
+    assert set(doc["quality"]) >= {"predicted", "truth"}
+    assert set(doc["setup"][0]) == {"model", "gpu_type", "tp", "mps_share", "gpu_ids"}
+    assert set(doc["routing"]) >= {"prices", "fractions"}
+    assert {"ttft_mean_ms", "per_model"} <= set(doc["predicted"])
+    assert doc["slo"] == {"metric": "ttft", "stat": "mean", "target_ms": 400}
+    assert doc["cluster"] == {"gpu_type": "H100-SXM", "num_gpus": 2, "gpus_per_node": 8}
+    assert {"enumerated", "retained", "evaluated", "seconds", "quality_min",
+            "quality_max"} <= set(doc["search"])
+    assert set(doc["baselines"]) == {"equal_split", "size_proportional", "isolated",
+                                     "best_single_model"}
+    for b in doc["baselines"].values():
+        assert {"feasible", "quality", "setup"} <= set(b)
+    assert (out / "quality_spread.png").stat().st_size > 1000
+    assert (out / "latency_curves.png").stat().st_size > 1000
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_human_summary(tmp_path: Path) -> None:
+    write_scores(tmp_path)
+    code, stdout, _ = plan("--spec", str(write_spec(tmp_path)), "--out", str(tmp_path / "o"),
+                           "--executor", "serial")
+    assert code == 0
+    for text in ("Setup on 2× H100-SXM", "Routing at 6 req/s", "Baselines", "search:",
+                 "quality spread"):
+        assert text in stdout
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_unreachable_slo_is_exit_2_with_what_is_reachable(tmp_path: Path) -> None:
+    write_scores(tmp_path)
+    code, _, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(tmp_path / "o"),
+                           "--slo-ms", "2", "--executor", "serial")
+    assert code == 2
+    flat = " ".join(stderr.split())
+    assert "lowest mean TTFT any setup reaches is" in flat
+    assert "the highest rate any setup serves within it" in flat or "no rate meets it" in flat
+    doc = json.loads((tmp_path / "o" / "plan.json").read_text())
+    assert doc["feasible"] is False and doc["infeasible"]["lowest_ttft_mean_ms"] > 2
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_rate_beyond_every_setup(tmp_path: Path) -> None:
+    write_scores(tmp_path)
+    code, _, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(tmp_path / "o"),
+                           "--rate-rps", "100000", "--executor", "serial")
+    assert code == 2
+    assert "exceeds the capacity of every setup" in " ".join(stderr.split())
+
+
+def test_model_that_fits_nowhere(tmp_path: Path) -> None:
+    write_scores(tmp_path)
+    spec = write_spec(tmp_path, gpu="L40S", gpus=1, large="llama-3.1-70b")
+    code, _, stderr = plan("--spec", str(spec), "--out", str(tmp_path / "o"))
+    assert code == 2
+    flat = " ".join(stderr.split())
+    assert "cluster: model 'large' fits nowhere" in flat and "GiB" in flat
+    assert not (tmp_path / "o" / "plan.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "extra", "needle"),
+    [
+        ({"workload": "{path: missing.csv}"}, False, "workload.path: file"),
+        ({}, True, "scores for model(s) ['giant'] that are not in the spec's models"),
+        ({"slo": "{metric: ttft, stat: mean}"}, False, "slo.target_ms"),
+        ({"gpu": "TPU-v5"}, False, "cluster.gpu_type"),
+    ],
+)
+def test_bad_specs_name_the_field(tmp_path: Path, kwargs: dict[str, str], extra: bool,
+                                  needle: str) -> None:
+    write_scores(tmp_path, extra=extra)
+    code, _, stderr = plan("--spec", str(write_spec(tmp_path, **kwargs)),  # type: ignore[arg-type]
+                           "--out", str(tmp_path / "o"))
+    assert code == 1
+    assert needle in " ".join(stderr.split())
+    assert not (tmp_path / "o" / "plan.json").exists()
+
+
+def test_scenario_or_spec_exactly_one(tmp_path: Path) -> None:
+    code, _, stderr = plan("--out", str(tmp_path))
+    assert code == 1 and "exactly one" in stderr
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_real_llmrouter_workload(tmp_path: Path) -> None:
+    data = SHARED / "llmrouter" / "data" / "dcrouter_preprocessed" / "test.json"
+    if not data.exists():
+        pytest.skip(f"real data not present at {data}")
+    names = ["qwen2.5-7b-instruct", "llama-3.1-8b-instruct", "mistral-7b-instruct-v0.3",
+             "gemma-2-9b-it", "codegemma-7b", "llama3-chatqa-1.5-8b", "llama3-chatqa-1.5-70b",
+             "llama-3.1-nemotron-51b-instruct", "llama-3.3-nemotron-super-49b-v1"]
+    served = {"qwen2.5-7b-instruct": "qwen2.5-7b", "llama3-chatqa-1.5-70b": "llama-3.1-70b"}
+    ignored = [n for n in names if n not in served]
+    spec = tmp_path / "real.yaml"
+    spec.write_text(
+        "name: llmrouter-real\n"
+        "cluster: {gpu_type: H100-SXM, num_gpus: 4, gpus_per_node: 8}\n"
+        "models:\n" + "".join(f"  - {{name: {n}, catalog_id: {c}}}\n" for n, c in served.items())
+        + f"workload: {{path: {data}, format: llmrouter, ignore_models: {json.dumps(ignored)}}}\n"
+        "rate_rps: 4\nslo: {target_ms: 500}\n")
+    code, stdout, stderr = plan("--spec", str(spec), "--out", str(tmp_path / "o"), "--json",
+                                "--executor", "serial")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    assert doc["provenance"]["workload"] == "measured"
+    assert doc["inputs"]["num_prompts"] == 500
+    assert any("no token lengths" in n for n in doc["provenance"]["notes"])
+    assert doc["quality"]["truth"] is not None
