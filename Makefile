@@ -24,8 +24,7 @@ $(VENV)/.all: pyproject.toml | $(BIN)/python
 install: $(VENV)/.all
 
 demo: $(VENV)/.base
-	$(BIN)/routerwise route --scores examples/scores.csv --profiles examples/profiles.csv \
-		--rate-rps 40 --slo-ms 400
+	$(BIN)/routerwise plan --out out/demo
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks examples scripts
@@ -36,6 +35,8 @@ test: lint
 
 bench: $(VENV)/.test
 	$(BIN)/python benchmarks/routing_speed.py
+	$(BIN)/python benchmarks/estimate_speed.py
+	$(BIN)/python benchmarks/search_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

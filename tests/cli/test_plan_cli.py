@@ -144,9 +144,14 @@ def test_bad_specs_name_the_field(tmp_path: Path, kwargs: dict[str, str], extra:
     assert not (tmp_path / "o" / "plan.json").exists()
 
 
-def test_scenario_or_spec_exactly_one(tmp_path: Path) -> None:
-    code, _, stderr = plan("--out", str(tmp_path))
-    assert code == 1 and "exactly one" in stderr
+def test_scenario_or_spec_not_both(tmp_path: Path) -> None:
+    code, _, stderr = plan("h100-mixed", "--spec", "x.yaml", "--out", str(tmp_path))
+    assert code == 1 and "not both" in stderr
+
+
+def test_unknown_scenario(tmp_path: Path) -> None:
+    code, _, stderr = plan("nope", "--out", str(tmp_path))
+    assert code == 1 and "nope" in stderr
 
 
 @pytest.mark.usefixtures("profile_cache")

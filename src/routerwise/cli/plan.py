@@ -19,8 +19,8 @@ from routerwise.search.search import SearchConfig
 
 
 def plan(
-    scenario: str | None = typer.Argument(None, help="Built-in scenario (see README), e.g. "
-                                          "h100-mixed, paper-a100-3m, paper-a100-4m."),
+    scenario: str | None = typer.Argument(None, help="Built-in scenario: h100-mixed (default), "
+                                          "paper-a100-3m, paper-a100-4m."),
     spec: Path | None = typer.Option(None, "--spec", help="YAML spec file instead."),
     rate_rps: float | None = typer.Option(None, "--rate-rps", help="Override the arrival rate."),
     slo_ms: float | None = typer.Option(None, "--slo-ms", help="Override the mean-TTFT SLO."),

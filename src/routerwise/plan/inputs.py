@@ -12,7 +12,11 @@ from pathlib import Path
 from routerwise.errors import InfeasibleError, SpecError
 from routerwise.profiles.estimator import TokenLengths, lengths_from_workload
 from routerwise.profiles.memory import kv_capacity_tokens
-from routerwise.scenarios.registry import load_scenario_spec, scenario_workload
+from routerwise.scenarios.registry import (
+    DEFAULT_SCENARIO,
+    load_scenario_spec,
+    scenario_workload,
+)
 from routerwise.search.curves import ShapeKey
 from routerwise.search.space import ModelOptions, model_options
 from routerwise.spec.catalog import GpuSpec, ModelArch, get_gpu, valid_tps
@@ -40,9 +44,11 @@ class PlanInputs:
 
 def resolve_spec(scenario: str | None, spec_path: Path | None, rate_rps: float | None,
                  slo_ms: float | None) -> tuple[Spec, str, Path | None]:
-    """The spec to plan, with ``--rate-rps`` / ``--slo-ms`` overrides applied."""
-    if (scenario is None) == (spec_path is None):
-        raise SpecError("give a built-in scenario name or --spec FILE (exactly one)")
+    """The spec to plan (default: the default built-in scenario), with overrides applied."""
+    if scenario is not None and spec_path is not None:
+        raise SpecError("give a built-in scenario name or --spec FILE, not both")
+    if scenario is None and spec_path is None:
+        scenario = DEFAULT_SCENARIO
     spec = load_scenario_spec(scenario) if scenario else load_spec(spec_path)  # type: ignore[arg-type]
     updates: dict[str, object] = {}
     if rate_rps is not None:
