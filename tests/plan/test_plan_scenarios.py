@@ -43,7 +43,7 @@ def check_placement(doc: dict[str, Any], spec: Spec) -> None:
 @pytest.mark.parametrize("scenario", ["paper-a100-3m", "paper-a100-4m", "h100-mixed"])
 def test_plan_beats_baselines_and_meets_slo(scenario: str, profile_cache: Path) -> None:
     base = load_scenario_spec(scenario)
-    for rate in (base.rate_rps, base.rate_rps * 1.5):
+    for rate in (base.rate_rps, base.rate_rps * 0.75):
         spec = small(base, rate)
         run = make_plan(spec, scenario, None, cache_dir=profile_cache,
                         config=SearchConfig(executor="process", workers=2))

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
-from scipy.optimize import brentq
 from scipy.special import expit
 
 from routerwise.errors import InputError
@@ -58,6 +57,8 @@ def expected_accuracy(ability: float, difficulty_sd: float) -> float:
 def calibrate_ability(accuracy: float, difficulty_sd: float) -> float:
     """The ability θ whose expected accuracy over the difficulty distribution is ``accuracy``."""
     target = min(max(accuracy, ACCURACY_MARGIN), 1.0 - ACCURACY_MARGIN)
+    from scipy.optimize import brentq  # on use: keeps scipy.optimize out of CLI start-up
+
     root = brentq(lambda t: expected_accuracy(t, difficulty_sd) - target, -40.0, 40.0, xtol=1e-10)
     return float(root)
 

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from routerwise.search.baselines import BASELINES, baseline_setups
-from routerwise.search.bounds import lagrangian_bounds
+from routerwise.search.bounds import BOUND_SLACK, lagrangian_bounds
 from routerwise.search.enumerate import EnumerationCounts, PlacedSetup, enumerate_setups
 from routerwise.search.evaluate import EvalContext, Evaluator, Outcome
 from routerwise.search.executors import Batch, make_executor
@@ -76,8 +76,9 @@ class SearchResult:
 def _candidate(ps: PlacedSetup, index: int, out: Outcome | None, bound: float,
                baselines: tuple[str, ...] = ()) -> Candidate:
     if out is None:
-        return Candidate(index, ps.setup, ps.instances, "pruned_bound",
-                         f"upper bound {bound:.4f} cannot beat the best found", upper_bound=bound,
+        why = (f"upper bound {bound:.4f} cannot beat the best found" if math.isfinite(bound)
+               else "not evaluated: a plan already routes every prompt to its best model")
+        return Candidate(index, ps.setup, ps.instances, "pruned_bound", why, upper_bound=bound,
                          baselines=baselines)
     return Candidate(index, ps.setup, ps.instances, "feasible" if out.feasible else "infeasible",
                      out.reason, quality=out.quality, fleet_ttft_ms=out.fleet_ttft_ms,
@@ -126,9 +127,17 @@ def search_setups(
         bounds = np.full(len(everything), math.inf)
         rest = [i for i in range(n_seed, n_seed + n_pool) if i not in outcomes]
         bounds, rest = _bound(ctx, everything, outcomes, rest, bounds)
+        ceiling = float(ctx.scores.max(axis=1).mean())  # every prompt on its best model
+        bounded_at = _best(outcomes)
         while rest:
-            best = max((o.quality for o in outcomes.values() if o.feasible), default=-math.inf)
-            rest = [i for i in rest if bounds[i] > best + 1e-9]
+            best = _best(outcomes)
+            if best >= ceiling - 1e-9:
+                break  # nothing can beat a plan that routes every prompt to its best model
+            if best > bounded_at + 1e-4:  # a better incumbent: tighter bounds from its duals
+                bounds, rest = _bound(ctx, everything, outcomes, rest, bounds)
+                bounded_at = best
+            # a setup whose bound (less its slack) cannot beat the best found is pruned
+            rest = [i for i in rest if bounds[i] - BOUND_SLACK > best + 1e-9]
             if not rest:
                 break
             chunk = rest[: config.batch_size * 4]
@@ -166,6 +175,10 @@ def _collect(options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
     return pool, reservoir
 
 
+def _best(outcomes: dict[int, Outcome]) -> float:
+    return max((o.quality for o in outcomes.values() if o.feasible), default=-math.inf)
+
+
 def _bound(ctx: EvalContext, everything: list[PlacedSetup], outcomes: dict[int, Outcome],
            rest: list[int], bounds: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """Bounds of ``rest`` from the duals of the best few setups found; ``rest`` sorted by bound."""
@@ -178,7 +191,7 @@ def _bound(ctx: EvalContext, everything: list[PlacedSetup], outcomes: dict[int, 
         for m, d in zip(s.models, s.deployments, strict=True):
             if d is not None:
                 evaluator.cost(m, d)
-    ub = np.full(len(rest), math.inf)
+    ub = bounds[rest].copy()
     for o in feasible[:3]:
         ub = np.minimum(ub, lagrangian_bounds(setups, evaluator.costs, ctx.scores,
                                               np.array(o.prices), o.multiplier, ctx.slo_ms))

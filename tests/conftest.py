@@ -1,4 +1,4 @@
-"""Plan tests share one on-disk profile cache per session (estimation is the slow part)."""
+"""Tests that plan share one on-disk profile cache per session (estimation is the slow part)."""
 
 from __future__ import annotations
 
