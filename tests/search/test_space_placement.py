@@ -8,7 +8,7 @@ import pytest
 
 from routerwise.errors import InputError
 from routerwise.search.enumerate import EnumerationCounts, count_combinations, enumerate_setups
-from routerwise.search.placement import can_grow, place_deployment
+from routerwise.search.placement import place_deployment
 from routerwise.search.space import Deployment, model_options
 from routerwise.spec.catalog import get_gpu, get_model
 
@@ -45,11 +45,28 @@ def test_placement_respects_shares_distinct_gpus_and_nodes() -> None:
     assert place_deployment(new, "m2", Deployment(4, 5, 1), gpus_per_node=4) is None
 
 
-def test_can_grow_detects_idle_capacity() -> None:
-    loads, inst = place_deployment([0] * 2, "m", Deployment(1, 5, 1), 2) or ([], ())
-    assert can_grow(loads, inst, Deployment(1, 5, 1), 2)  # share can grow, or add a replica
-    full, inst2 = place_deployment([0] * 1, "m", Deployment(1, 10, 1), 1) or ([], ())
-    assert not can_grow(full, inst2, Deployment(1, 10, 1), 1)
+def _one_step_better(a: Deployment | None, b: Deployment | None) -> bool:
+    """``a`` is ``b`` plus one share unit or one replica, or ``b`` is not deployed."""
+    if b is None:
+        return a is not None
+    if a is None or a.tp != b.tp:
+        return False
+    return ((a.share_units, a.replicas) in {(b.share_units + 1, b.replicas),
+                                            (b.share_units, b.replicas + 1)})
+
+
+def test_every_dominated_setup_has_a_retained_upgrade() -> None:
+    """Regression: dominance must point at an upgrade the placement actually retains (on 3
+    GPUs, adding llama-2-13b to ``mistral 3×tp1@50%, yi 1×tp2@50%`` does not place)."""
+    models = ["mistral-7b", "llama-2-13b", "yi-34b"]
+    opts = [model_options(m, get_model(m), A100, 3, 3) for m in models]
+    found = {s.setup.deployments: s.dominated
+             for s in enumerate_setups(opts, 3, 3, EnumerationCounts())}
+    for chosen, dominated in found.items():
+        better = [o for o in found if sum(x != y for x, y in zip(o, chosen, strict=True)) == 1
+                  and all(x == y or _one_step_better(x, y)
+                          for x, y in zip(o, chosen, strict=True))]
+        assert dominated == bool(better), (chosen, better[:1])
 
 
 def test_enumeration_counts_match_an_independent_brute_force() -> None:

@@ -58,6 +58,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -119,7 +119,7 @@ def _render(run: PlanRun, out: Path) -> None:
         base.add_column(col)
     mine = doc["quality"]["predicted"]
     for name, b in doc["baselines"].items():
-        gain = (f"+{mine / b['quality'] - 1:.1%}" if mine and b["quality"] else "—")
+        gain = (f"{mine / b['quality'] - 1:+.1%}" if mine and b["quality"] else "—")
         base.add_row(name, "yes" if b["feasible"] else "no", _fmt(b["quality"]), gain)
     console.print(base)
     s = doc["search"]

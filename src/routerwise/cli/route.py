@@ -53,8 +53,11 @@ def route(
         frame = assignments_frame(workload.prompt_ids, problem.models, result.shares)
         with atomic_path(assignments_out) as tmp:
             frame.to_csv(tmp, index=False)
+    latency_inputs = (sorted(set(table.frame["provenance"].astype(str)))
+                      if "provenance" in table.frame.columns else ["measured"])
+    inputs = {"scores_input": workload.provenance, "latency_input": latency_inputs}
     if as_json:
-        print_json(route_payload(problem, result, warnings))
+        print_json(route_payload(problem, result, warnings, inputs))
     else:
         _render(problem, result)
     if not result.feasible:

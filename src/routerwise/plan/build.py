@@ -18,8 +18,10 @@ import numpy as np
 from routerwise import __version__
 from routerwise.plan.inputs import PlanInputs
 from routerwise.plan.shapes import ShapeProfiles
+from routerwise.routing.dual import Hint
 from routerwise.routing.problem import RoutingResult
 from routerwise.routing.reachable import max_rate_meeting_slo
+from routerwise.routing.solvers import solve
 from routerwise.search.baselines import BASELINES
 from routerwise.search.evaluate import EvalContext, Evaluator
 from routerwise.search.search import Candidate, SearchResult, best_candidate
@@ -115,7 +117,8 @@ def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,
     doc["search"] = {
         "enumerated": search.enumerated, "retained": search.retained,
         "evaluated": search.evaluated, "dominated": search.dominated,
-        "pruned_by_bound": search.pruned, "sampled_for_spread": search.sampled,
+        "pruned_by_bound": search.pruned, "over_capacity": search.over_capacity,
+        "sampled_for_spread": search.sampled,
         "seconds": round(search.seconds, 3),
         "quality_min": _num(feasible_q[0]) if feasible_q else None,
         "quality_max": _num(feasible_q[-1]) if feasible_q else None,
@@ -149,8 +152,15 @@ def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,
 def _chosen(inputs: PlanInputs, ctx: EvalContext, chosen: Candidate
             ) -> tuple[RoutingResult, dict[str, Any]]:
     evaluator = Evaluator(ctx)
-    result, idx = evaluator.solve(chosen.setup)
-    assert result.feasible and result.shares is not None
+    deployed_idx = [k for k, d in enumerate(chosen.setup.deployments) if d is not None]
+    hint = Hint(alpha=np.array([chosen.prices[k] for k in deployed_idx]),
+                beta=chosen.multiplier) if chosen.prices else None
+    result, idx = evaluator.solve(chosen.setup, hint)  # warm: lands where the search did
+    if not result.feasible:  # numerically on the SLO's edge: the exact LP settles it
+        problem, _, idx = evaluator.problem(chosen.setup)
+        result = solve(problem, "exact")
+    if not result.feasible or result.shares is None:
+        raise RuntimeError(f"the chosen setup re-solved infeasible: {chosen.setup.describe()}")
     truth = inputs.workload.truth
     q_truth = None
     if truth is not None:

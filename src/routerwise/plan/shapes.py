@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routerwise.errors import InfeasibleError
+from routerwise.errors import InfeasibleError, InputError
 from routerwise.latency.curve import LatencyCurve, fit_curve
 from routerwise.profiles.estimator import TokenLengths, estimate_profile_cached
 from routerwise.profiles.table import ProfilePoints, ProfileTable
@@ -40,23 +40,37 @@ class ShapeProfiles:
     unusable: Mapping[ShapeKey, str]  # shapes that cannot serve the workload, and why
 
 
-def _supplied_points(table: ProfileTable, gpu: GpuSpec, key: ShapeKey) -> ProfilePoints | None:
+def check_supplied(table: ProfileTable) -> None:
+    """A table supplied to the planner must say which shape each row measured."""
+    missing = [c for c in ("tp", "mps_share") if c not in table.frame.columns]
+    if missing:
+        raise InputError(
+            f"{table.source}: profiles given to the planner need columns {missing} (and "
+            "optionally gpu) so each row is matched to one instance shape; a table without "
+            "them describes one fixed deployment (use it with `routerwise route`)")
+
+
+def _supplied_points(table: ProfileTable, gpu: GpuSpec, key: ShapeKey
+                     ) -> tuple[ProfilePoints, str] | None:
+    """The table's points for one shape (repeated rates averaged) and their provenance."""
     frame = table.frame
     model, tp, units = key
-    rows = frame["model"].astype(str) == model
-    if "tp" in frame.columns:
-        rows &= frame["tp"].astype(float) == tp
-    if "mps_share" in frame.columns:
-        rows &= np.isclose(frame["mps_share"].astype(float), units / SHARE_UNITS)
+    rows = (frame["model"].astype(str) == model) & (frame["tp"].astype(float) == tp)
+    rows &= np.isclose(frame["mps_share"].astype(float), units / SHARE_UNITS)
     if "gpu" in frame.columns:
         rows &= frame["gpu"].astype(str).str.lower() == gpu.name.lower()
     sub = frame[rows]
-    if len(sub) < 2:
+    if sub["rate_rps"].nunique() < 2:
         return None
-    sub = sub.sort_values("rate_rps")
-    return ProfilePoints(model, readonly(sub["rate_rps"].to_numpy(float)),
-                         readonly(sub["ttft_mean_ms"].to_numpy(float)), "ttft_mean_ms",
-                         tuple(int(i) + 2 for i in sub.index), table.source)
+    grouped = sub.groupby("rate_rps", sort=True)["ttft_mean_ms"].mean()
+    first_rows = sub.drop_duplicates("rate_rps").sort_values("rate_rps").index
+    points = ProfilePoints(model, readonly(grouped.index.to_numpy(float)),
+                           readonly(grouped.to_numpy(float)), "ttft_mean_ms",
+                           tuple(int(i) + 2 for i in first_rows), table.source)
+    prov = "measured"
+    if "provenance" in sub.columns:
+        prov = ",".join(sorted(set(sub["provenance"].astype(str))))
+    return points, prov
 
 
 def shape_profiles(
@@ -67,19 +81,17 @@ def shape_profiles(
     """A curve per shape: from a supplied table when it has the shape, else estimated."""
     wanted = sorted(set(shapes))
     tables = list(supplied)
+    for table in tables:
+        check_supplied(table)
     curves: dict[ShapeKey, LatencyCurve] = {}
     provenance: dict[ShapeKey, str] = {}
     estimated = 0
     unusable: dict[ShapeKey, str] = {}
     for i, key in enumerate(wanted):
         model, tp, units = key
-        points = next((p for t in tables if (p := _supplied_points(t, gpu, key))), None)
-        if points is not None:
-            source = next((t for t in tables if _supplied_points(t, gpu, key)), None)
-            prov = "measured"
-            if source is not None and "provenance" in source.frame.columns:
-                prov = str(source.frame["provenance"].iloc[0])
-            provenance[key] = prov
+        match = next((m for t in tables if (m := _supplied_points(t, gpu, key))), None)
+        if match is not None:
+            points, provenance[key] = match
         else:
             try:
                 table = estimate_profile_cached(

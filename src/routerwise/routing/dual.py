@@ -413,4 +413,7 @@ def _solve_per_model(problem: RoutingProblem, t: float, start: float) -> Routing
     shares[usable] = softmax_shares(scores_t, state.alpha, t)
     alpha = np.full(k, np.inf)
     alpha[usable] = state.alpha
-    return _result(problem, shares, alpha, 0.0, t, False, state.iterations, start)
+    result = _result(problem, shares, alpha, 0.0, t, False, state.iterations, start)
+    if not problem.meets_slo(result.fractions):  # Newton stopped short of the capacities
+        return infeasible_result(problem, "dual", None, time.perf_counter() - start)
+    return result

@@ -96,7 +96,7 @@ def solve_exact(problem: RoutingProblem) -> RoutingResult:
                  for m, c in zip(problem.models, problem.curves, strict=True)]
         caps = np.array([c.cap_x for c in costs])
     convexified = bool(costs and any(c.convexified for c in costs))
-    budget = problem.slo_ms
+    budget = problem.slo_ms * (1 + FEASIBILITY_RTOL)  # the same tolerance as the dual's check
     bound: float | None = None
     for _ in range(30):
         out = _lp(problem, caps, costs, budget)

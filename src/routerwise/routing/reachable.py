@@ -95,18 +95,24 @@ def infeasible_result(problem: RoutingProblem, solver: str, costs: list[ModelCos
     lowest = lowest_fleet_ms(problem, problem.total_rps)
     max_rate = max_rate_meeting_slo(problem)
     capacity = sum(c.capacity_rps_ for c in problem.curves)
-    scope = "fleet mean" if problem.scope == "fleet" else "every model's own mean"
+    convexified = bool(costs and any(c.convexified for c in costs))
     if math.isinf(lowest):
         why = (f"rate_rps={problem.total_rps:g} exceeds the total profiled capacity "
                f"{capacity:g} req/s")
+    elif problem.scope == "per-model":
+        why = (f"each model's own mean TTFT stays within it only up to {max_rate or 0:.3g} "
+               f"req/s in total, below the {problem.total_rps:g} req/s asked")
     else:
-        why = (f"the lowest mean TTFT any routing reaches at {problem.total_rps:g} req/s is "
-               f"{lowest:.1f} ms")
+        bound = " at least" if convexified else ""
+        why = (f"the lowest mean TTFT any routing reaches at {problem.total_rps:g} req/s is"
+               f"{bound} {lowest:.1f} ms" + (" (a convex-envelope bound: a curve is not convex)"
+                                             if convexified else ""))
     idle = min(float(c.values_[0]) for c in problem.curves)
     rate_txt = (f"the highest rate that meets it: none (even at zero load the fastest model's "
                 f"mean TTFT is {idle:.1f} ms)" if max_rate is None
                 else f"the highest rate that meets it is {max_rate:.3g} req/s")
-    message = (f"infeasible: no routing meets the {scope} TTFT SLO of {problem.slo_ms:g} ms; "
+    scope = "fleet mean TTFT SLO" if problem.scope == "fleet" else "per-model mean TTFT SLO"
+    message = (f"infeasible: no routing meets the {scope} of {problem.slo_ms:g} ms; "
                f"{why}; {rate_txt}")
     k = len(problem.models)
     nan = np.full(k, np.nan)
@@ -114,7 +120,7 @@ def infeasible_result(problem: RoutingProblem, solver: str, costs: list[ModelCos
         feasible=False, solver=solver, models=problem.models, quality=math.nan, fractions=nan,
         prices=nan, shares=None, rates_rps=nan, latency_ms=nan, fleet_ttft_ms=math.nan,
         solve_seconds=seconds,
-        convexified=bool(costs and any(c.convexified for c in costs)), message=message,
+        convexified=convexified, message=message,
         reachable={"lowest_ttft_mean_ms": None if math.isinf(lowest) else lowest,
                    "max_rate_rps": max_rate, "capacity_rps": capacity},
     )

@@ -21,7 +21,8 @@ def _num(value: float) -> float | None:
 
 
 def route_payload(problem: RoutingProblem, result: RoutingResult,
-                  warnings: list[str] | None = None) -> dict[str, Any]:
+                  warnings: list[str] | None = None,
+                  provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON document of ``routerwise route --json``."""
     models = problem.models
     payload: dict[str, Any] = {
@@ -44,7 +45,8 @@ def route_payload(problem: RoutingProblem, result: RoutingResult,
         "rate_rps": problem.total_rps,
         "num_prompts": problem.num_prompts,
         "convexified": result.convexified,
-        "provenance": {"quality": "derived", "latency": "derived"},
+        # scores and latency points as given; quality and latency predictions derive from them
+        "provenance": {"quality": "derived", "latency": "derived", **(provenance or {})},
     }
     if result.quality_upper_bound is not None:
         payload["quality_upper_bound"] = result.quality_upper_bound

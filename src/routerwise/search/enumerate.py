@@ -2,9 +2,9 @@
 
 Counts (DESIGN.md §6 ``search``): ``enumerated`` — every combination of per-model options
 (memory-infeasible shapes and "not deployed" included); ``retained`` — combinations that fit
-in memory and are placed on the cluster; ``dominated`` — retained setups where some model
-could take one more share unit or replica (or an undeployed model could be added) in place,
-which can only help: they leave capacity idle that another setup uses.
+in memory and are placed on the cluster; ``dominated`` — retained setups for which a setup
+with one model given one more share unit or replica (or an undeployed model added) is also
+retained, which can only help: they leave capacity idle that another setup uses.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from routerwise.search.placement import Instance, can_grow, place_deployment
-from routerwise.search.space import Deployment, ModelOptions, Setup
+from routerwise.search.placement import Instance, place_deployment
+from routerwise.search.space import SHARE_UNITS, Deployment, ModelOptions, Setup
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,43 +38,22 @@ def count_combinations(options: list[ModelOptions]) -> int:
     return math.prod(o.enumerated + 1 for o in options)
 
 
-def enumerate_setups(options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
-                     counts: EnumerationCounts) -> Iterator[PlacedSetup]:
-    """Yield every placeable setup (dominated ones flagged); fills ``counts`` as it goes.
+Chosen = tuple[Deployment | None, ...]
 
-    Models are placed in decreasing size (first-fit decreasing by model), so the order of
-    ``options`` only affects the order of the output's model tuples, which follows the input.
-    """
+
+def _walk(options: list[ModelOptions], num_gpus: int, gpus_per_node: int
+          ) -> Iterator[tuple[Chosen, tuple[Instance, ...]]]:
+    """Depth-first over per-model options, models in decreasing size, placing as it goes
+    (first fit); yields every non-empty placeable combination with its instances."""
     order = sorted(range(len(options)), key=lambda i: -options[i].arch.params_b)
     names = tuple(o.model for o in options)
-    counts.enumerated = count_combinations(options)
-    smallest = [min(o.options, key=lambda d: d.units) if o.options else None for o in options]
     chosen: list[Deployment | None] = [None] * len(options)
     placed: list[tuple[Instance, ...]] = [()] * len(options)
 
-    def leaf(loads: list[int]) -> PlacedSetup | None:
-        if all(d is None for d in chosen):
-            return None
-        dominated = False
-        for i, dep in enumerate(chosen):
-            if dep is not None:
-                dominated = can_grow(loads, placed[i], dep, gpus_per_node)
-            elif smallest[i] is not None:
-                dep0 = smallest[i]
-                assert dep0 is not None
-                dominated = place_deployment(loads, names[i], dep0, gpus_per_node) is not None
-            if dominated:
-                break
-        instances = tuple(inst for i in range(len(options)) for inst in placed[i])
-        return PlacedSetup(Setup(names, tuple(chosen)), instances, dominated)
-
-    def walk(depth: int, loads: list[int]) -> Iterator[PlacedSetup]:
+    def walk(depth: int, loads: list[int]) -> Iterator[tuple[Chosen, tuple[Instance, ...]]]:
         if depth == len(order):
-            out = leaf(loads)
-            if out is not None:
-                counts.retained += 1
-                counts.dominated += out.dominated
-                yield out
+            if any(d is not None for d in chosen):
+                yield tuple(chosen), tuple(x for i in range(len(options)) for x in placed[i])
             return
         i = order[depth]
         chosen[i], placed[i] = None, ()
@@ -91,3 +70,41 @@ def enumerate_setups(options: list[ModelOptions], num_gpus: int, gpus_per_node: 
         chosen[i], placed[i] = None, ()
 
     yield from walk(0, [0] * num_gpus)
+
+
+def _upgrades(chosen: Chosen, options: list[ModelOptions], allowed: list[set[Deployment]],
+              num_gpus: int) -> Iterator[Chosen]:
+    """Setups that differ from ``chosen`` by one step that can only help: one more share
+    unit or one more replica for a model, or an undeployed model added."""
+    for i, dep in enumerate(chosen):
+        steps: list[Deployment] = []
+        if dep is None:
+            steps = list(options[i].options)
+        else:
+            if dep.share_units < SHARE_UNITS:
+                steps.append(Deployment(dep.tp, dep.share_units + 1, dep.replicas))
+            if dep.tp * (dep.replicas + 1) <= num_gpus:
+                steps.append(Deployment(dep.tp, dep.share_units, dep.replicas + 1))
+        for step in steps:
+            if step in allowed[i]:
+                yield (*chosen[:i], step, *chosen[i + 1:])
+
+
+def enumerate_setups(options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
+                     counts: EnumerationCounts) -> Iterator[PlacedSetup]:
+    """Yield every retained (placeable) setup, dominated ones flagged; fills ``counts``.
+
+    Two passes over the same deterministic walk: the first collects every retained
+    combination, the second flags a setup as dominated when one of its upgrades is itself
+    retained — so a dominated setup always has a retained setup at least as good (its
+    curves are pointwise no slower), and following upgrades ends at a non-dominated one.
+    """
+    counts.enumerated = count_combinations(options)
+    names = tuple(o.model for o in options)
+    retained = {chosen for chosen, _ in _walk(options, num_gpus, gpus_per_node)}
+    allowed = [set(o.options) for o in options]
+    for chosen, instances in _walk(options, num_gpus, gpus_per_node):
+        dominated = any(up in retained for up in _upgrades(chosen, options, allowed, num_gpus))
+        counts.retained += 1
+        counts.dominated += dominated
+        yield PlacedSetup(Setup(names, chosen), instances, dominated)

@@ -88,10 +88,10 @@ class Evaluator:
             return math.inf
         return float(sum(c.envelope_cost(v) for c, v in zip(costs, x, strict=True)))
 
-    def solve(self, setup: Setup) -> tuple[RoutingResult, list[int]]:
+    def solve(self, setup: Setup, hint: Hint | None = None) -> tuple[RoutingResult, list[int]]:
         problem, costs, idx = self.problem(setup)
         key = tuple(idx)
-        result = solve_dual(problem, costs=costs, hint=self._hints.get(key))
+        result = solve_dual(problem, costs=costs, hint=hint or self._hints.get(key))
         if result.feasible:
             self._hints[key] = Hint(alpha=result.prices, beta=result.multiplier)
         return result, idx

@@ -44,23 +44,3 @@ def place_deployment(loads: list[int], model: str, dep: Deployment, gpus_per_nod
             used.add(g)
         placed.append(Instance(model, dep.tp, dep.share_units, tuple(group)))
     return new, tuple(placed)
-
-
-def can_grow(loads: list[int], instances: tuple[Instance, ...], dep: Deployment,
-             gpus_per_node: int) -> bool:
-    """Whether ``dep`` could take one more share unit per shard, or one more replica, in place.
-
-    Either upgrade gives a latency curve at least as good at every rate, so a setup where it
-    fits leaves capacity idle that another setup uses: it is dominated.
-    """
-    gpus = [g for inst in instances for g in inst.gpu_ids]
-    if dep.share_units < SHARE_UNITS and all(loads[g] < SHARE_UNITS for g in gpus):
-        return True
-    used = set(gpus)
-    num_gpus = len(loads)
-    for node_start in range(0, num_gpus, gpus_per_node):
-        free = [g for g in range(node_start, min(node_start + gpus_per_node, num_gpus))
-                if g not in used and loads[g] + dep.share_units <= SHARE_UNITS]
-        if len(free) >= dep.tp:
-            return True
-    return False

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -49,6 +49,7 @@ class Candidate:
     prices: tuple[float, ...] = ()
     baselines: tuple[str, ...] = ()  # the baselines this setup stands for
     convexified: bool = False
+    multiplier: float = math.nan  # the SLO's multiplier β at the solution
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,20 +71,24 @@ class SearchResult:
     pruned: int
     seconds: float
     sampled: int
-    extra: dict[str, int] = field(default_factory=dict)
+    over_capacity: int = 0  # non-dominated setups whose capacity is below the rate (unsolved)
 
 
 def _candidate(ps: PlacedSetup, index: int, out: Outcome | None, bound: float,
-               baselines: tuple[str, ...] = ()) -> Candidate:
+               ceiling_hit: bool, baselines: tuple[str, ...] = ()) -> Candidate:
     if out is None:
-        why = (f"upper bound {bound:.4f} cannot beat the best found" if math.isfinite(bound)
-               else "not evaluated: a plan already routes every prompt to its best model")
+        if bound == -math.inf:
+            return Candidate(index, ps.setup, ps.instances, "infeasible",
+                             "rate exceeds its capacity", upper_bound=bound, baselines=baselines)
+        why = (f"upper bound {bound:.4f} cannot beat the best found" if not ceiling_hit
+               else "not evaluated: the best plan already routes every prompt to its best model")
         return Candidate(index, ps.setup, ps.instances, "pruned_bound", why, upper_bound=bound,
                          baselines=baselines)
     return Candidate(index, ps.setup, ps.instances, "feasible" if out.feasible else "infeasible",
                      out.reason, quality=out.quality, fleet_ttft_ms=out.fleet_ttft_ms,
                      upper_bound=bound, fractions=out.fractions, prices=out.prices,
-                     baselines=baselines, convexified=out.convexified)
+                     baselines=baselines, convexified=out.convexified,
+                     multiplier=out.multiplier)
 
 
 def search_setups(
@@ -124,37 +129,55 @@ def search_setups(
         sample_idx += [n_seed + int(i) for i in rng.choice(
             n_pool, size=min(n_pool, config.spread_sample // 2), replace=False)] if n_pool else []
         run(list(range(n_seed)) + sample_idx)
-        bounds = np.full(len(everything), math.inf)
         rest = [i for i in range(n_seed, n_seed + n_pool) if i not in outcomes]
-        bounds, rest = _bound(ctx, everything, outcomes, rest, bounds)
-        ceiling = float(ctx.scores.max(axis=1).mean())  # every prompt on its best model
-        bounded_at = _best(outcomes)
-        while rest:
-            best = _best(outcomes)
-            if best >= ceiling - 1e-9:
-                break  # nothing can beat a plan that routes every prompt to its best model
-            if best > bounded_at + 1e-4:  # a better incumbent: tighter bounds from its duals
-                bounds, rest = _bound(ctx, everything, outcomes, rest, bounds)
-                bounded_at = best
-            # a setup whose bound (less its slack) cannot beat the best found is pruned
-            rest = [i for i in rest if bounds[i] - BOUND_SLACK > best + 1e-9]
-            if not rest:
-                break
-            chunk = rest[: config.batch_size * 4]
-            rest = rest[len(chunk):]
-            run(chunk)
+        bounds, ceiling_hit = _branch_and_bound(ctx, everything, outcomes, rest, run,
+                                                config.batch_size * 4)
         total = done
     finally:
         executor.close()
     candidates = [
-        _candidate(ps, i, outcomes.get(i), float(bounds[i]), tags[i])
+        _candidate(ps, i, outcomes.get(i), float(bounds[i]), ceiling_hit, tags[i])
         for i, ps in enumerate(everything)]
     evaluated = sum(1 for i in outcomes if n_seed <= i < n_seed + n_pool)
+    over_capacity = sum(1 for i in range(n_seed, n_seed + n_pool)
+                        if i not in outcomes and bounds[i] == -math.inf)
     return SearchResult(
         candidates=candidates, enumerated=counts.enumerated, retained=counts.retained,
-        dominated=counts.dominated, evaluated=evaluated, pruned=n_pool - evaluated,
+        dominated=counts.dominated, evaluated=evaluated,
+        pruned=n_pool - evaluated - over_capacity,
         seconds=time.perf_counter() - start, sampled=len(everything) - n_seed - n_pool,
+        over_capacity=over_capacity,
     )
+
+
+def _branch_and_bound(ctx: EvalContext, everything: list[PlacedSetup],
+                      outcomes: dict[int, Outcome], rest: list[int],
+                      run: Callable[[Sequence[int]], None], chunk_size: int
+                      ) -> tuple[np.ndarray, bool]:
+    """Evaluate ``rest`` in order of decreasing bound until nothing left can beat the best.
+
+    Returns every setup's bound (``inf`` where none was computed) and whether the search
+    stopped because the best plan routes every prompt to its best model (the ceiling).
+    """
+    bounds = np.full(len(everything), math.inf)
+    bounds, rest = _bound(ctx, everything, outcomes, rest, bounds)
+    ceiling = float(ctx.scores.max(axis=1).mean())  # every prompt on its best model
+    bounded_at = _best(outcomes)
+    while rest:
+        best = _best(outcomes)
+        if best >= ceiling - 1e-9:
+            return bounds, True  # nothing beats routing every prompt to its best model
+        if best > bounded_at + 1e-4:  # a better incumbent: tighter bounds from its duals
+            bounds, rest = _bound(ctx, everything, outcomes, rest, bounds)
+            bounded_at = best
+        # pruned: setups that cannot beat the best found by more than the bound's slack
+        # (1e-6 in quality, which covers the chord approximation of the costs)
+        rest = [i for i in rest if bounds[i] - BOUND_SLACK > best + 1e-9]
+        chunk = rest[:chunk_size]
+        rest = rest[len(chunk):]
+        if chunk:
+            run(chunk)
+    return bounds, False
 
 
 def _collect(options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
