@@ -59,7 +59,7 @@ def test_plan_beats_baselines_and_meets_slo(scenario: str, profile_cache: Path) 
         check_placement(doc, spec)
         s = doc["search"]
         assert s["enumerated"] >= s["retained"] >= s["evaluated"] > 0
-        assert s["quality_min"] <= quality <= s["quality_max"] + 1e-12
+        assert s["quality_min"] <= quality <= s["quality_max"] + 1e-6  # re-solved: solver tol
         assert doc["quality"]["truth"] is not None
         assert doc["provenance"]["workload"] == "derived"
         assert doc["provenance"]["latency"] == ["estimated"]
