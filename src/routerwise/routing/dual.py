@@ -150,6 +150,19 @@ class _Point:
     slopes: FloatArray
 
 
+def _regularized_solve(hess: FloatArray, rhs: FloatArray) -> FloatArray:
+    """``H⁻¹·rhs`` with H's eigenvalues floored at a small positive value.
+
+    Φ is convex but its Hessian can be singular (no prompt near a tie, a supply in a flat
+    piece) and rounding can make it slightly indefinite; flooring the spectrum keeps the
+    Newton direction a descent direction (steepest descent along the flat directions).
+    """
+    lam, vec = np.linalg.eigh(0.5 * (hess + hess.T))
+    floor = max(1e-9 * float(lam.max(initial=0.0)), 1e-12)
+    out: FloatArray = vec @ ((vec.T @ rhs) / np.maximum(lam, floor))
+    return out
+
+
 def _accept(cur: _Point, trial: _Point, s: float, slope: float) -> bool:
     """Armijo on Φ; near the optimum Φ's changes fall below float precision, so a step that
     keeps Φ within rounding and shrinks the gradient is taken as well."""
@@ -168,8 +181,7 @@ def _newton(obj: _Objective, alpha0: FloatArray, max_iter: int = 100,
     for it in range(1, max_iter + 1):  # noqa: B007 (it is reported)
         if np.abs(cur.grad).max() <= tol:
             break
-        damp = 1e-12 * max(float(np.trace(cur.hess)), 1.0) + 1e-14
-        step = np.linalg.solve(cur.hess + damp * np.eye(len(cur.alpha)), -cur.grad)
+        step = -_regularized_solve(cur.hess, cur.grad)
         big = np.abs(step).max()
         if big > max_step:
             step *= max_step / big
@@ -245,9 +257,7 @@ def _sensitivity(state: _State, beta: float, t: float) -> tuple[FloatArray, floa
     x = state.demand
     marginal_ms = (state.alpha - t * x) / beta  # p_m(x_m), each model's marginal cost
     rhs = state.slopes * marginal_ms
-    k = len(x)
-    damp = 1e-12 * max(float(np.trace(state.hess)), 1.0) + 1e-14
-    dalpha = np.asarray(np.linalg.solve(state.hess + damp * np.eye(k), rhs), dtype=np.float64)
+    dalpha = _regularized_solve(state.hess, rhs)
     demand_hess = state.hess - np.diag(state.slopes)
     dx = -demand_hess @ dalpha
     return dalpha, float(beta * marginal_ms @ dx)
