@@ -30,8 +30,11 @@ class Supply:
         x = np.asarray(x, dtype=np.float64)
         keep = np.concatenate(([True], (np.diff(p) != 0) | (np.diff(x) != 0)))
         p, x = p[keep], x[keep]
-        if len(p) < 2 or np.any(np.diff(p) <= 0) or np.any(np.diff(x) < 0):
-            raise ValueError("supply knots need >= 2 strictly increasing prices, monotone loads")
+        if len(p) < 2 or np.any(np.diff(p) < 0) or np.any(np.diff(x) < 0):
+            raise ValueError("supply knots need >= 2 non-decreasing prices, monotone loads")
+        # a vertical piece whose ramp vanished in rounding: separate its knots by a hair so
+        # the supply stays single-valued (a shift of ~1e-12 relative in price)
+        p = p + np.arange(len(p)) * 1e-12 * max(float(np.abs(p).max()), 1e-12)
         area = np.concatenate(([0.0], np.cumsum(np.diff(p) * 0.5 * (x[:-1] + x[1:]))))
         return cls(p=readonly(p), x=readonly(x), integral=readonly(area))
 
