@@ -179,3 +179,35 @@ def test_real_llmrouter_workload(tmp_path: Path) -> None:
     assert doc["inputs"]["num_prompts"] == 500
     assert any("no token lengths" in n for n in doc["provenance"]["notes"])
     assert doc["quality"]["truth"] is not None
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_supplied_profiles_replace_estimates(tmp_path: Path) -> None:
+    write_scores(tmp_path)
+    table = tmp_path / "measured.csv"
+    res = runner.invoke(app, ["estimate", "--model", "llama-3.1-8b", "--gpu", "H100-SXM",
+                              "--tp", "1", "--mps-share", "1.0", "--sweep", "--num-requests",
+                              "300", "--out", str(table)])
+    assert res.exit_code == 0, res.stderr
+    frame = pd.read_csv(table)
+    frame["model"] = "small"  # rows are matched by the spec's model name and the shape
+    frame["provenance"] = "measured"
+    frame.to_csv(table, index=False)
+    code, stdout, stderr = plan("--spec", str(write_spec(tmp_path)), "--out",
+                                str(tmp_path / "o"), "--profiles", str(table), "--json",
+                                "--executor", "serial")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    assert doc["provenance"]["profiles"]["supplied"] == 1
+    assert doc["provenance"]["latency"] == ["estimated", "measured"]
+
+
+def test_supplied_profiles_need_their_shape(tmp_path: Path) -> None:
+    write_scores(tmp_path)
+    table = tmp_path / "p.csv"
+    pd.DataFrame({"model": ["small", "small"], "rate_rps": [1, 2],
+                  "ttft_mean_ms": [10, 12]}).to_csv(table, index=False)
+    code, _, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(tmp_path / "o"),
+                           "--profiles", str(table))
+    assert code == 1
+    assert "need columns ['tp', 'mps_share']" in " ".join(stderr.split())
