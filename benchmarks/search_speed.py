@@ -46,8 +46,8 @@ def main() -> None:
           f"{spec.cluster.num_gpus}× {spec.cluster.gpu_type}")
     print(f"  enumerated {s['enumerated']:,}  retained {s['retained']:,}  "
           f"dominated {s['dominated']:,}  evaluated {s['evaluated']:,}  "
-          f"pruned by bound {s['pruned_by_bound']:,}  sampled for spread "
-          f"{s['sampled_for_spread']:,}")
+          f"pruned by bound {s['pruned_by_bound']:,}  over capacity "
+          f"{s['over_capacity']:,}  sampled for spread {s['sampled_for_spread']:,}")
     print(f"  search {s['seconds']:.1f} s (goal ≤ 60 s)  quality "
           f"{run.plan.doc['quality']['predicted']:.4f}  spread {s['spread']:.0%}")
 
