@@ -100,7 +100,7 @@ def build_cost(curve: LatencyCurve, model: str, total_rps: float, slo_ms: float)
     hx, hh = xs[hull], hs[hull]
     gap = hs - np.interp(xs, hx, hh)
     convexified = bool(gap.max(initial=0.0) > 1e-9 * max(slo_ms, float(hs.max(initial=0.0))))
-    p, x = _supply_knots(curve, total_rps, xs, hull, hx, hh)
+    p, x = _supply_knots(curve, total_rps, hull, hx, hh)
     return ModelCost(model=model, total_rps=total_rps, cap_x=cap_x, xs=readonly(hx),
                      hs=readonly(hh), supply_p=readonly(p), supply_x=readonly(x),
                      convexified=convexified, curve=curve)
@@ -119,8 +119,8 @@ def derivative(curve: LatencyCurve, total_rps: float, x: FloatArray, side: str) 
     return np.interp(rate, curve.rates_, curve.values_) + rate * slopes[seg]
 
 
-def _supply_knots(curve: LatencyCurve, total_rps: float, xs: FloatArray, hull: np.ndarray,
-                  hx: FloatArray, hh: FloatArray) -> tuple[FloatArray, FloatArray]:
+def _supply_knots(curve: LatencyCurve, total_rps: float, hull: np.ndarray, hx: FloatArray,
+                  hh: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Knots (marginal cost, fraction) of the inverse of the envelope's derivative.
 
     Where the hull follows ``h`` (consecutive samples) the derivative is ``h'`` itself,
