@@ -24,7 +24,7 @@ import numpy as np
 
 from routerwise.routing.costs import ModelCost, build_cost
 from routerwise.routing.problem import FEASIBILITY_RTOL, RoutingProblem, RoutingResult
-from routerwise.routing.reachable import capacity_caps_x, infeasible_result, water_fill
+from routerwise.routing.reachable import capacity_caps_x, envelope_floor_ms, infeasible_result
 from routerwise.routing.supply import Supply, capacity_supply
 from routerwise.spec.core import FloatArray
 
@@ -377,9 +377,7 @@ def solve_dual(problem: RoutingProblem, tie_temperature: float = DEFAULT_TIE_TEM
                  for m, c in zip(problem.models, problem.curves, strict=True)]
     costs = list(costs)
     convexified = any(c.convexified for c in costs)
-    floor = water_fill(costs)
-    if floor is None or float(sum(c.envelope_cost(x) for c, x in zip(costs, floor, strict=True))
-                              ) > problem.slo_ms * (1 + FEASIBILITY_RTOL):
+    if envelope_floor_ms(costs) > problem.slo_ms * (1 + FEASIBILITY_RTOL):
         return infeasible_result(problem, "dual", costs, time.perf_counter() - start)
     scores_t = np.ascontiguousarray(problem.scores.T)
     ctx = _Ctx(problem=problem, demand=_Demand(scores_t, tie_temperature),

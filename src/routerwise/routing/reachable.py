@@ -5,6 +5,7 @@ highest rate at which the SLO can still be met (for infeasible answers, exit cod
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -38,14 +39,18 @@ def water_fill(costs: list[ModelCost]) -> FloatArray | None:
     return out
 
 
-def lowest_fleet_ms(problem: RoutingProblem, total_rps: float) -> float:
-    """Lowest request-weighted mean latency any routing reaches at ``total_rps`` (envelope)."""
-    costs = [build_cost(c, m, total_rps, problem.slo_ms)
-             for m, c in zip(problem.models, problem.curves, strict=True)]
-    x = water_fill(costs)
+def envelope_floor_ms(costs: Sequence[ModelCost]) -> float:
+    """Lowest ``Σ_m h_m(x_m)`` over routings (on the envelopes); ``inf`` past capacity."""
+    x = water_fill(list(costs))
     if x is None:
         return math.inf
     return float(sum(c.envelope_cost(v) for c, v in zip(costs, x, strict=True)))
+
+
+def lowest_fleet_ms(problem: RoutingProblem, total_rps: float) -> float:
+    """Lowest request-weighted mean latency any routing reaches at ``total_rps`` (envelope)."""
+    return envelope_floor_ms([build_cost(c, m, total_rps, problem.slo_ms)
+                              for m, c in zip(problem.models, problem.curves, strict=True)])
 
 
 def capacity_caps_x(problem: RoutingProblem) -> FloatArray:

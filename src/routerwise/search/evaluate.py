@@ -16,7 +16,7 @@ import numpy as np
 from routerwise.routing.costs import ModelCost, build_cost
 from routerwise.routing.dual import Hint, solve_dual
 from routerwise.routing.problem import RoutingProblem, RoutingResult
-from routerwise.routing.reachable import water_fill
+from routerwise.routing.reachable import envelope_floor_ms
 from routerwise.search.curves import ShapeCurves, deployment_curve, shape_key
 from routerwise.search.space import Deployment, Setup
 from routerwise.spec.core import FloatArray
@@ -83,10 +83,7 @@ class Evaluator:
         """Lowest mean TTFT any routing reaches on this setup (envelope water-filling)."""
         costs = [self.cost(setup.models[k], d) for k, d in enumerate(setup.deployments)
                  if d is not None]
-        x = water_fill(costs)
-        if x is None:
-            return math.inf
-        return float(sum(c.envelope_cost(v) for c, v in zip(costs, x, strict=True)))
+        return envelope_floor_ms(costs)
 
     def solve(self, setup: Setup, hint: Hint | None = None) -> tuple[RoutingResult, list[int]]:
         problem, costs, idx = self.problem(setup)
