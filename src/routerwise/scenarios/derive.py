@@ -159,4 +159,6 @@ def derive_workload(
         provenance="derived",
         source=f"scenario data {data.name!r} ({data.origin})",
         notes=_notes(data, models, predictor_noise),
+        score_source="derived",
+        input_tokens_from="drawn from the scenario's published length statistics",
     )

@@ -1,19 +1,32 @@
 """The workload: a sample of prompts with per-model scores (and optional truth and lengths).
 
-``scores[i, m]`` in [0, 1] is what a predictor *expects* model m to achieve on prompt i (used
+``scores[i, m]`` in [0, 1] is what the router *expects* model m to achieve on prompt i (used
 to plan and to route); ``truth[i, m]`` is the measured quality (used only to evaluate).
+``score_source`` says what the scores are, so no output can call an oracle a prediction:
+
+* ``oracle`` — the scores *are* the outcome labels (a workload file without predictions):
+  routing on them is an upper bound no deployment reaches;
+* ``predicted`` — a predictor's output (``pred:<model>`` columns, ``--predictor``), with
+  ``truth`` the outcome labels;
+* ``derived`` — a built-in scenario's simulated predictor over simulated outcomes.
+
 Token lengths are in tokens; ``output_tokens`` is per model because models answer at
 different lengths.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
 from routerwise.errors import InputError
 from routerwise.spec.core import FloatArray, Provenance
+
+
+#: What a workload's ``scores`` are (module docstring).
+ScoreSource = Literal["oracle", "predicted", "derived"]
 
 
 def _check_unit_interval(name: str, values: FloatArray, models: tuple[str, ...], src: str) -> None:
@@ -40,6 +53,9 @@ class Workload:
     provenance: Provenance = "measured"
     source: str = "<memory>"
     notes: tuple[str, ...] = field(default=())
+    prompts: tuple[str, ...] | None = None  # prompt text, when the file has it
+    score_source: ScoreSource = "oracle"
+    input_tokens_from: str = ""  # how input lengths were counted (column, chars/4, ...)
 
     def __post_init__(self) -> None:
         n, k = len(self.prompt_ids), len(self.models)
@@ -63,6 +79,23 @@ class Workload:
             raise InputError(f"{src}: output_tokens shape {self.output_tokens.shape} != ({n}, {k})")
         if self.tasks is not None and len(self.tasks) != n:
             raise InputError(f"{src}: {len(self.tasks)} task labels for {n} prompts")
+        if self.prompts is not None and len(self.prompts) != n:
+            raise InputError(f"{src}: {len(self.prompts)} prompt texts for {n} prompts")
+        if self.score_source == "oracle" and self.truth is not None \
+                and not np.array_equal(self.truth, self.scores):
+            raise InputError(f"{src}: oracle scores must equal the truth labels")
+
+    @property
+    def is_oracle(self) -> bool:
+        """True when routing on ``scores`` uses the outcome labels themselves."""
+        return self.score_source == "oracle"
+
+    @property
+    def labels(self) -> FloatArray | None:
+        """Outcome labels (measured quality) when known: ``truth``, or an oracle's scores."""
+        if self.truth is not None:
+            return self.truth
+        return self.scores if self.is_oracle else None
 
     @property
     def num_prompts(self) -> int:
@@ -99,4 +132,43 @@ class Workload:
             provenance=self.provenance,
             source=self.source,
             notes=self.notes,
+            prompts=self.prompts,
+            score_source=self.score_source,
+            input_tokens_from=self.input_tokens_from,
         )
+
+    def with_predictions(self, predicted: FloatArray, how: str) -> Workload:
+        """The same prompts routed on ``predicted`` scores, with the labels kept as truth."""
+        labels = self.labels
+        if labels is None:
+            raise InputError(f"{self.source}: no outcome labels to keep beside the predictions")
+        return replace(self, scores=_readonly(predicted), truth=labels,
+                       score_source="predicted", notes=(*self.notes, how))
+
+    def sample(self, num_prompts: int, rng: np.random.Generator) -> Workload:
+        """A uniform sample of ``num_prompts`` prompts without replacement (file order kept)."""
+        if num_prompts >= self.num_prompts:
+            return self
+        idx = np.sort(rng.choice(self.num_prompts, size=num_prompts, replace=False))
+
+        def rows(a: FloatArray | None) -> FloatArray | None:
+            return None if a is None else _readonly(a[idx])
+
+        def pick(t: tuple[str, ...] | None) -> tuple[str, ...] | None:
+            return None if t is None else tuple(t[int(i)] for i in idx)
+
+        scores = rows(self.scores)
+        assert scores is not None
+        return replace(
+            self, prompt_ids=tuple(self.prompt_ids[int(i)] for i in idx), scores=scores,
+            truth=rows(self.truth), input_tokens=rows(self.input_tokens),
+            output_tokens=rows(self.output_tokens), tasks=pick(self.tasks),
+            prompts=pick(self.prompts),
+            notes=(*self.notes, f"a seeded sample of {num_prompts} of {self.num_prompts} prompts"),
+        )
+
+
+def _readonly(a: FloatArray) -> FloatArray:
+    out = np.array(a, dtype=np.float64, copy=True, order="C")
+    out.setflags(write=False)
+    return out

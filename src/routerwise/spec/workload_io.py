@@ -18,8 +18,10 @@ Inputs: one file in one of these formats (``fmt="auto"`` picks by suffix and col
   (``task_name``, ``query``) joined on the exact question text (``task_file=``).
 
 Outputs: a ``measured`` Workload. For long, RouterBench and LLMRouter files the measured
-scores are both ``scores`` and ``truth`` (a router that plans on measured quality); a
-long file's ``truth`` column, when present, is used as truth instead.
+scores are both ``scores`` and ``truth``: an **oracle** (``score_source="oracle"``) until a
+predictor replaces the scores; a long file's ``truth`` column, when present, makes its
+``score`` column predictions (``score_source="predicted"``). Prompt text is kept where the
+format has it (``prompt`` column, RouterBench's prompt list, LLMRouter's question).
 Units: scores in [0, 1]; token counts in tokens, estimated as characters / 4 where a format
 only has text.
 """
@@ -194,6 +196,7 @@ def load_long(path: Path) -> Workload:
         else None
     inp = _per_prompt(frame, "input_tokens", prompts, path) if "input_tokens" in optional else None
     task = _per_prompt(frame, "task", prompts, path) if "task" in frame.columns else None
+    text = _per_prompt(frame, "prompt", prompts, path) if "prompt" in frame.columns else None
     return Workload(
         prompt_ids=tuple(prompts),
         models=tuple(models),
@@ -205,6 +208,9 @@ def load_long(path: Path) -> Workload:
         provenance="measured",
         source=str(path),
         notes=("long table pivoted to prompts x models",),
+        prompts=None if text is None else tuple(str(t) for t in text),
+        score_source="predicted" if "truth" in optional else "oracle",
+        input_tokens_from="column input_tokens" if inp is not None else "",
     )
 
 
@@ -240,6 +246,21 @@ def _text_chars(value: Any) -> int:
         if isinstance(parsed, list):
             return sum(len(str(v)) for v in parsed)
     return len(text)
+
+
+def _text(value: Any) -> str:
+    """A prompt cell as text: a list of strings (or its literal) joined by blank lines."""
+    if isinstance(value, list | tuple):
+        return "\n\n".join(str(v) for v in value)
+    text = "" if value is None else str(value)
+    if text.startswith("["):
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return text
+        if isinstance(parsed, list):
+            return "\n\n".join(str(v) for v in parsed)
+    return text
 
 
 def _routerbench_models(frame: pd.DataFrame, path: Path) -> list[str]:
@@ -302,6 +323,9 @@ def load_routerbench(path: Path) -> Workload:
         provenance="measured",
         source=str(path),
         notes=("RouterBench pickle; tokens estimated as characters / 4",),
+        prompts=tuple(_text(v) for v in frame["prompt"]),
+        score_source="oracle",
+        input_tokens_from="prompt text, characters / 4",
     )
 
 
@@ -394,4 +418,7 @@ def load_llmrouter(path: Path, *, task_file: Path | None = None) -> Workload:
         provenance="measured",
         source=str(path),
         notes=("LLMRouter JSON; input tokens estimated as characters / 4; no output lengths",),
+        prompts=tuple(questions),
+        score_source="oracle",
+        input_tokens_from="prompt text, characters / 4",
     )
