@@ -19,10 +19,12 @@ the physics says they are and sampling noise must not say otherwise.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,7 +57,8 @@ PROFILE_COLUMNS = (
 )
 _LATENCY_COLUMNS = PROFILE_COLUMNS[2:8]
 _SWEEP_LOW, _SWEEP_HIGH = 0.05, 0.95  # sweep rates as fractions of the saturation rate
-_CACHE_SCHEMA = 1
+_CACHE_SCHEMA = 2  # 2: entries carry a header line with a row count and checksum
+_ENTRY_MAGIC = "# routerwise-profile-cache"
 
 Progress = Callable[[int, int], None]
 
@@ -291,25 +294,125 @@ def estimate_profile_cached(
     progress: Progress | None = None,
     cache_dir: Path | None = None,
 ) -> ProfileTable:
-    """``estimate_profile`` through an on-disk cache (``<cache_dir>/profiles/<hash>.csv``)."""
+    """``estimate_profile`` through an on-disk cache (``<cache_dir>/profiles/<hash>.csv``).
+
+    An entry that fails validation (see ``read_cache_entry``) is re-estimated and replaced,
+    with a warning naming the file; a cache that cannot be written only costs a warning.
+    """
     engine = engine or EngineConfig()
     key = cache_key(
         model, gpu, tp, mps_share, rates_rps, lengths, num_requests=num_requests, seed=seed,
         sweep_points=sweep_points, duration_s=duration_s, engine=engine,
     )
     path = (cache_dir or default_cache_dir()) / "profiles" / f"{key}.csv"
-    if path.is_file():
+    expected = _check_rates(rates_rps) if rates_rps is not None else sweep_points
+    cached = read_cache_entry(path, expected)
+    if cached is not None:
         log.debug("profile cache hit: %s", path)
-        return validate_profile_frame(pd.read_csv(path), str(path))
+        return cached
     table = estimate_profile(
         model, gpu, tp, mps_share, rates_rps, lengths, num_requests=num_requests, seed=seed,
         sweep_points=sweep_points, duration_s=duration_s, engine=engine, progress=progress,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    table.to_csv(tmp)
-    tmp.replace(path)
+    write_cache_entry(path, table)
     return table
+
+
+class _BadEntryError(ValueError):
+    """A cache entry that must not be used; the message says why."""
+
+
+def cache_entry_bytes(table: ProfileTable) -> bytes:
+    """A cache entry: one header line (schema, row count, SHA-256 of the body), then the CSV."""
+    body = table.frame.to_csv(index=False).encode("utf-8")
+    digest = hashlib.sha256(body).hexdigest()
+    header = f"{_ENTRY_MAGIC} schema={_CACHE_SCHEMA} rows={len(table.frame)} sha256={digest}\n"
+    return header.encode("ascii") + body
+
+
+def _entry_header(data: bytes) -> tuple[dict[str, str], bytes]:
+    if not data:
+        raise _BadEntryError("the file is empty")
+    line, newline, body = data.partition(b"\n")
+    words = line.decode("ascii", errors="replace").split()
+    if not newline or " ".join(words[:2]) != _ENTRY_MAGIC:
+        raise _BadEntryError("no routerwise cache header on the first line")
+    fields = {k: v for k, _, v in (w.partition("=") for w in words[2:])}
+    if fields.get("schema") != str(_CACHE_SCHEMA):
+        raise _BadEntryError(f"cache schema {fields.get('schema')!r}, expected {_CACHE_SCHEMA}")
+    if hashlib.sha256(body).hexdigest() != fields.get("sha256"):
+        raise _BadEntryError("checksum mismatch (truncated or modified)")
+    return fields, body
+
+
+def _check_entry_shape(
+    frame: pd.DataFrame, rows: str | None, expected: tuple[float, ...] | int
+) -> None:
+    if tuple(frame.columns) != PROFILE_COLUMNS:
+        raise _BadEntryError(f"columns {list(frame.columns)}, expected {list(PROFILE_COLUMNS)}")
+    if str(len(frame)) != rows:
+        raise _BadEntryError(f"{len(frame)} rows, the header says {rows}")
+    if isinstance(expected, int):
+        if len(frame) != expected:
+            raise _BadEntryError(f"{len(frame)} rows, a sweep has {expected}")
+        return
+    rates = frame["rate_rps"].to_numpy(dtype=np.float64)
+    if rates.shape != (len(expected),) or not np.allclose(rates, expected, rtol=1e-12, atol=0):
+        raise _BadEntryError(f"rates {rates.tolist()}, expected {list(expected)}")
+
+
+def parse_cache_entry(data: bytes, source: str, expected: tuple[float, ...] | int) -> ProfileTable:
+    """Validate an entry's header, checksum, columns, rows and rates (sorted distinct rates,
+    or the number of sweep points); raises ``ValueError`` saying what is wrong."""
+    fields, body = _entry_header(data)
+    try:
+        frame = pd.read_csv(io.BytesIO(body))
+    except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError, bad UTF-8
+        raise _BadEntryError(f"unreadable CSV: {exc}") from exc
+    _check_entry_shape(frame, fields.get("rows"), expected)
+    return validate_profile_frame(frame, source)
+
+
+def read_cache_entry(path: Path, expected: tuple[float, ...] | int) -> ProfileTable | None:
+    """The cached table at ``path``, or ``None`` when absent or invalid (logged as a warning)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("profile cache entry %s cannot be read (%s); re-estimating", path, exc)
+        return None
+    try:
+        return parse_cache_entry(data, str(path), expected)
+    except ValueError as exc:
+        log.warning("profile cache entry %s is unusable (%s); re-estimating", path, exc)
+        return None
+
+
+def write_cache_entry(path: Path, table: ProfileTable) -> None:
+    """Write an entry atomically: a unique temp file in the same directory, fsync, os.replace.
+
+    Readers see the old entry or the whole new one, never a part; concurrent writers of one
+    key each replace it with a complete (identical, deterministic) entry.
+    """
+    data = cache_entry_bytes(table)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        log.warning("profile cache %s is not writable (%s); not caching", path.parent, exc)
+        return
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)  # os.replace: atomic within one directory
+    except OSError as exc:
+        log.warning("profile cache entry %s could not be written (%s); not caching", path, exc)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def lengths_from_workload(workload: Workload, model: str | None = None) -> TokenLengths:
