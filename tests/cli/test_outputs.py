@@ -77,7 +77,10 @@ def test_out_file_checks(tmp_path: Path, afile: Path) -> None:
 
 
 def _text(content: str) -> Callable[[Path], None]:
-    return lambda path: path.write_text(content, encoding="utf-8")
+    def write(path: Path) -> None:
+        path.write_text(content, encoding="utf-8")
+
+    return write
 
 
 def _listing(root: Path) -> set[str]:
