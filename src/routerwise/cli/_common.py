@@ -103,15 +103,15 @@ def check_out_dir(path: Path, flag: str) -> None:
 
 def check_out_file(path: Path, flag: str, suffixes: tuple[str, ...] = ()) -> None:
     """Preflight an output file (no side effects): not a directory, a suffix in ``suffixes``
-    (case-insensitive; any when empty), and a parent that is a writable directory or creatable.
+    (lower case; any when empty), and a parent that is a writable directory or creatable.
 
     Files are written by ``atomic_path`` (a temp file renamed over the target), so a
     read-only existing file can still be replaced; only its directory must be writable.
     """
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise InputError(f"{flag} {path}: must end in {' or '.join(suffixes)}")
     if path.is_dir():
         raise InputError(f"{flag} {path}: is a directory, not a file")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise InputError(f"{flag} {path}: must end in {' or '.join(suffixes)}")
     if not path.exists():
         _check_creatable(path, flag)
     elif not os.access(path.absolute().parent, os.W_OK | os.X_OK):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from routerwise.cli._common import atomic_path, console, err_console, parse_csv_floats, run_or_exit
+from routerwise.cli._common import (
+    atomic_path,
+    check_out_file,
+    console,
+    err_console,
+    run_or_exit,
+)
 from routerwise.errors import InfeasibleError, InputError
 from routerwise.profiles.estimator import (
     TokenLengths,
@@ -31,10 +38,35 @@ def _lengths(workload: str | None, model: str, inp: int, out: int) -> TokenLengt
     return lengths_from_workload(scenario_workload(workload), model)
 
 
+def _parse_rates(text: str) -> tuple[float, ...]:
+    """``--rates-rps 1,2.5,4``: positive, finite requests/s; the message names a bad value."""
+    rates = []
+    for part in (p.strip() for p in text.split(",")):
+        try:
+            value = float(part)
+        except ValueError:
+            raise InputError(f"--rates-rps {text}: {part!r} is not a number") from None
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f"--rates-rps {text}: {part} must be a positive, finite rate (req/s)")
+        rates.append(value)
+    return tuple(rates)
+
+
 def _rates(rates_rps: str | None, sweep: bool) -> tuple[float, ...] | None:
     if sweep == (rates_rps is not None):
         raise InputError("give exactly one of --rates-rps a,b,c or --sweep")
-    return None if rates_rps is None else parse_csv_floats(rates_rps, "--rates-rps")
+    return None if rates_rps is None else _parse_rates(rates_rps)
+
+
+def _preflight(out: Path, plot: Path | None, duration_s: float | None, num_requests: int) -> None:
+    """Checks that need no work (well under a second), so a bad flag fails at once."""
+    check_out_file(out, "--out", (".csv",))
+    if plot is not None:
+        check_out_file(plot, "--plot", (".png",))
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
+        raise InputError(f"--duration-s {duration_s}: must be a positive number of seconds")
+    if num_requests < 1:
+        raise InputError(f"--num-requests {num_requests}: must be >= 1")
 
 
 def _summary(table: ProfileTable) -> None:
@@ -46,31 +78,43 @@ def _summary(table: ProfileTable) -> None:
 
 
 def estimate(
-    model: str = typer.Option(..., "--model", help="Model catalog id (see `routerwise catalog`)."),
-    gpu: str = typer.Option(..., "--gpu", help="GPU type (e.g. A100-SXM-80GB, h100)."),
-    tp: int = typer.Option(1, "--tp", help="Tensor parallelism."),
-    mps_share: float = typer.Option(1.0, "--mps-share", help="MPS compute share in (0, 1]."),
-    rates_rps: str | None = typer.Option(None, "--rates-rps", help="Rates, e.g. 1,2,4 (req/s)."),
-    sweep: bool = typer.Option(False, "--sweep", help="Find saturation and sample up to it."),
-    input_tokens: int = typer.Option(512, "--input-tokens", help="Fixed prompt length."),
-    output_tokens: int = typer.Option(128, "--output-tokens", help="Fixed output length."),
+    model: str = typer.Option(..., "--model", metavar="ID",
+                              help="Model catalog id (see `routerwise catalog`)."),
+    gpu: str = typer.Option(..., "--gpu", metavar="GPU",
+                            help="GPU type (e.g. A100-SXM-80GB, h100)."),
+    tp: int = typer.Option(1, "--tp", metavar="N", help="Tensor parallelism."),
+    mps_share: float = typer.Option(1.0, "--mps-share", metavar="S",
+                                    help="MPS compute share in (0, 1]."),
+    rates_rps: str | None = typer.Option(None, "--rates-rps", metavar="R,R,...",
+                                         help="Arrival rates in req/s, e.g. 1,2,4."),
+    sweep: bool = typer.Option(False, "--sweep", metavar="",
+                               help="Find saturation and sample up to it."),
+    input_tokens: int = typer.Option(512, "--input-tokens", metavar="N",
+                                     help="Fixed prompt length (tokens)."),
+    output_tokens: int = typer.Option(128, "--output-tokens", metavar="N",
+                                      help="Fixed output length (tokens)."),
     workload: str | None = typer.Option(
-        None, "--workload", help="Workload file or built-in scenario to draw lengths from."
+        None, "--workload", metavar="FILE|SCENARIO",
+        help="Workload file or built-in scenario to draw lengths from.",
     ),
     duration_s: float | None = typer.Option(
-        None, "--duration-s", help="Simulated seconds per rate (default: --num-requests)."
+        None, "--duration-s", metavar="S",
+        help="Simulated seconds per rate (default: --num-requests).",
     ),
-    num_requests: int = typer.Option(2000, "--num-requests", help="Requests per rate."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    out: Path = typer.Option(..., "--out", help="Profile CSV to write."),
-    plot: Path | None = typer.Option(None, "--plot", help="Also draw the curves to this PNG."),
+    num_requests: int = typer.Option(2000, "--num-requests", metavar="N",
+                                     help="Requests per rate."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Random seed."),
+    out: Path = typer.Option(..., "--out", metavar="FILE.csv", help="Profile CSV to write."),
+    plot: Path | None = typer.Option(None, "--plot", metavar="FILE.png",
+                                     help="Also draw the curves to this PNG."),
 ) -> None:
     """Estimate a latency profile without a GPU (aiconfigurator kernel data + engine simulation)."""
 
     def action() -> ProfileTable:
+        _preflight(out, plot, duration_s, num_requests)
+        rates = _rates(rates_rps, sweep)
         arch, spec = get_model(model), get_gpu(gpu)
         lengths = _lengths(workload, arch.id, input_tokens, output_tokens)
-        rates = _rates(rates_rps, sweep)
         with Progress(
             TextColumn(f"{arch.id} on {spec.name} tp={tp} share={mps_share}"), BarColumn(),
             MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=True,
