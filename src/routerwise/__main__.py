@@ -1,5 +1,6 @@
-"""``python -m routerwise`` runs the CLI."""
+"""``python -m routerwise`` runs the CLI through the same entry point as the console script."""
 
 from routerwise.cli.app import main
 
-main()
+if __name__ == "__main__":
+    main()

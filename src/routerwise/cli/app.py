@@ -1,29 +1,59 @@
 """The ``routerwise`` command-line application: one typer app, commands from sibling modules.
 
-Commands are registered explicitly here (no import-time side effects elsewhere).
+Commands are registered explicitly here (no import-time side effects elsewhere). ``main``
+is the only entry point (console script and ``python -m routerwise``); it owns the exit
+codes: 0 success, 1 bad input *and every usage error*, 2 infeasible, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
 
 import typer
+from typer._click.core import Context
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer vendors click
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from routerwise import __version__
 from routerwise.cli import catalog, estimate, plan, route, schema
 
+
+def _no_type(option: TyperOption | None) -> TyperOption | None:
+    if option is not None:
+        option.metavar = ""  # typer would print ``<bool>`` beside --help
+    return option
+
+
+class _Command(TyperCommand):
+    """A typer command whose ``--help`` flag shows no value type."""
+
+    def get_help_option(self, ctx: Context) -> TyperOption | None:
+        return _no_type(super().get_help_option(ctx))
+
+
+class _Group(TyperGroup):
+    """The app's group, with the same ``--help`` as ``_Command``."""
+
+    def get_help_option(self, ctx: Context) -> TyperOption | None:
+        return _no_type(super().get_help_option(ctx))
+
+
 app = typer.Typer(
     name="routerwise",
     help="Joint GPU allocation and latency-aware routing for multi-model LLM serving.",
+    cls=_Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("plan")(plan.plan)
-app.command("route")(route.route)
-app.command("estimate")(estimate.estimate)
-app.command("catalog")(catalog.catalog)
-app.command("schema")(schema.schema)
+app.command("plan", cls=_Command)(plan.plan)
+app.command("route", cls=_Command)(route.route)
+app.command("estimate", cls=_Command)(estimate.estimate)
+app.command("catalog", cls=_Command)(catalog.catalog)
+app.command("schema", cls=_Command)(schema.schema)
 
 
 def _version(value: bool) -> None:
@@ -35,15 +65,59 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version."
+        False, "--version", callback=_version, is_eager=True, metavar="", help="Print the version."
     ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", metavar="", help="Log debug messages."
+    ),
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s: %(message)s"
     )
 
 
-def main() -> None:
-    """Entry point of the ``routerwise`` console script."""
-    app()
+#: Exit codes ``main`` returns besides a command's own (InputError 1, InfeasibleError 2).
+EXIT_USAGE = 1
+EXIT_INTERRUPTED = 130
+
+
+def _show_usage_error(exc: ClickException) -> None:
+    """Click/typer's own message (usage line, hint, the error) on stderr."""
+    if isinstance(exc, NoArgsIsHelpError):  # rich help prints itself while the error is built
+        if text := exc.format_message().strip():
+            typer.echo(text, err=True)
+        return
+    try:
+        from typer.rich_utils import rich_format_error
+    except ImportError:  # typer without rich: click's plain rendering
+        exc.show()
+    else:
+        rich_format_error(exc)
+
+
+def _interrupted() -> int:
+    typer.echo("interrupted", err=True)
+    return EXIT_INTERRUPTED
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the app on ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    Typer runs without its standalone mode so that click's usage errors (exit 2 there) can
+    exit 1 here: 2 means *infeasible* in RouterWise.
+    """
+    try:
+        code = app(args=None if argv is None else list(argv), standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
+        return _interrupted()
+    except ClickException as exc:
+        _show_usage_error(exc)
+        return EXIT_USAGE
+    if code == EXIT_INTERRUPTED:  # typer turns a KeyboardInterrupt into Exit(130)
+        return _interrupted()
+    return code if isinstance(code, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the ``routerwise`` console script and of ``python -m routerwise``."""
+    sys.exit(run(argv))

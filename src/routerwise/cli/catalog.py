@@ -9,10 +9,22 @@ from routerwise.cli._common import console, print_json
 from routerwise.spec.catalog import GPU_CATALOG, MODEL_CATALOG, valid_tps
 
 
+def _id_column(table: Table, header: str, ids: list[str]) -> None:
+    """A column of ids that rich may never wrap or cut (``COLUMNS=80`` must show them whole)."""
+    table.add_column(header, no_wrap=True, min_width=max(map(len, ids)))
+
+
+def _table(title: str) -> Table:
+    """No outer border: four more columns for the values at 80 columns."""
+    return Table(title=title, show_edge=False)
+
+
 def _gpu_table() -> Table:
-    table = Table(title="GPUs")
-    for col in ("name", "memory GiB", "bf16 TFLOPS", "HBM TB/s", "NVLink GB/s", "aiconfigurator"):
-        table.add_column(col)
+    table = _table("GPUs")
+    _id_column(table, "name", [g.name for g in GPU_CATALOG.values()])
+    for col in ("memory GiB", "bf16 TFLOPS", "HBM TB/s", "NVLink GB/s", "aic system"):
+        table.add_column(col, justify="right" if "/" in col or "GiB" in col or "TF" in col
+                         else "left")
     for g in GPU_CATALOG.values():
         table.add_row(g.name, f"{g.memory_gib:g}", f"{g.bf16_tflops:g}",
                       f"{g.hbm_bandwidth_tbps:g}", f"{g.nvlink_gbps:g}", g.aic_system)
@@ -20,20 +32,31 @@ def _gpu_table() -> Table:
 
 
 def _model_table() -> Table:
-    table = Table(title="Models")
-    for col in ("id", "params B", "layers", "hidden", "heads/kv", "inter", "vocab", "tp", "source"):
-        table.add_column(col)
+    table = _table("Models")
+    _id_column(table, "id", [m.id for m in MODEL_CATALOG.values()])
+    for col in ("params (B)", "layers", "hidden", "q/kv heads", "ffn", "vocab", "tp"):
+        table.add_column(col, justify="left" if col == "tp" else "right", no_wrap=col == "tp")
     for m in MODEL_CATALOG.values():
         table.add_row(
             m.id, f"{m.params_b:.2f}", str(m.num_layers), str(m.hidden_size),
             f"{m.num_attention_heads}/{m.num_kv_heads}", str(m.intermediate_size),
-            str(m.vocab_size), ",".join(map(str, valid_tps(m))), m.hf_name,
+            str(m.vocab_size), ",".join(map(str, valid_tps(m))),
         )
     return table
 
 
+def _source_table() -> Table:
+    """Where each model's architecture numbers come from (its Hugging Face config)."""
+    table = _table("Model sources")
+    _id_column(table, "id", [m.id for m in MODEL_CATALOG.values()])
+    table.add_column("Hugging Face config", overflow="fold")
+    for m in MODEL_CATALOG.values():
+        table.add_row(m.id, m.hf_name)
+    return table
+
+
 def catalog(
-    json_out: bool = typer.Option(False, "--json", help="Print the catalogs as JSON."),
+    json_out: bool = typer.Option(False, "--json", metavar="", help="Print the catalogs as JSON."),
 ) -> None:
     """List the GPU types and models RouterWise knows."""
     if json_out:
@@ -56,3 +79,4 @@ def catalog(
         return
     console.print(_gpu_table())
     console.print(_model_table())
+    console.print(_source_table())

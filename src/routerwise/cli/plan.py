@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,17 +19,24 @@ from routerwise.search.search import SearchConfig
 
 
 def plan(
-    scenario: str | None = typer.Argument(None, help="Built-in scenario: h100-mixed (default), "
-                                          "paper-a100-3m, paper-a100-4m."),
-    spec: Path | None = typer.Option(None, "--spec", help="YAML spec file instead."),
-    rate_rps: float | None = typer.Option(None, "--rate-rps", help="Override the arrival rate."),
-    slo_ms: float | None = typer.Option(None, "--slo-ms", help="Override the mean-TTFT SLO."),
-    out: Path = typer.Option(..., "--out", help="Directory for plan.json and the plots."),
-    profiles: list[Path] = typer.Option([], "--profiles", help="Profile CSVs to use before "
+    scenario: Literal["h100-mixed", "paper-a100-3m", "paper-a100-4m"] | None = typer.Argument(
+        None, metavar="SCENARIO", help="Built-in scenario (default h100-mixed)."),
+    spec: Path | None = typer.Option(None, "--spec", metavar="FILE",
+                                     help="YAML spec file instead."),
+    rate_rps: float | None = typer.Option(None, "--rate-rps", metavar="R",
+                                          help="Override the arrival rate (req/s)."),
+    slo_ms: float | None = typer.Option(None, "--slo-ms", metavar="MS",
+                                        help="Override the mean-TTFT SLO (ms)."),
+    out: Path = typer.Option(..., "--out", metavar="DIR",
+                             help="Directory for plan.json and the plots."),
+    profiles: list[Path] = typer.Option([], "--profiles", metavar="FILE",
+                                        help="Profile CSVs to use before "
                                         "estimating (rows with gpu, tp, mps_share)."),
-    executor: str = typer.Option("process", "--executor", help="serial or process."),
-    workers: int | None = typer.Option(None, "--workers", help="Processes (default: CPUs)."),
-    as_json: bool = typer.Option(False, "--json", help="Also print plan.json."),
+    executor: Literal["serial", "process"] = typer.Option(
+        "process", "--executor", metavar="[serial|process]", help="serial or process."),
+    workers: int | None = typer.Option(None, "--workers", metavar="N",
+                                       help="Processes (default: CPUs)."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Also print plan.json."),
 ) -> None:
     """Plan GPUs (tp, replicas, MPS share per model) and routing prices within a latency SLO."""
     from routerwise.plan.inputs import resolve_spec

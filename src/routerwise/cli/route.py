@@ -22,17 +22,21 @@ log = logging.getLogger(__name__)
 
 
 def route(
-    scores: Path = typer.Option(..., "--scores", help="CSV/Parquet: prompt_id + one score column "
-                                "per model (in [0, 1])."),
-    profiles: Path = typer.Option(..., "--profiles", help="CSV: model, rate_rps, ttft_mean_ms."),
-    rate_rps: float = typer.Option(..., "--rate-rps", help="Total arrival rate (requests/s)."),
-    slo_ms: float = typer.Option(..., "--slo-ms", help="Mean TTFT target (ms)."),
-    solver: str = typer.Option("dual", "--solver", help="dual (fast prices) or exact (HiGHS LP)."),
-    slo_scope: str = typer.Option("fleet", "--slo-scope", help="fleet: request-weighted mean "
-                                  "over models ≤ SLO; per-model: each model's own mean ≤ SLO."),
-    assignments_out: Path | None = typer.Option(None, "--assignments-out",
+    scores: Path = typer.Option(..., "--scores", metavar="FILE", help="CSV/Parquet: prompt_id + "
+                                "one score column per model (in [0, 1])."),
+    profiles: Path = typer.Option(..., "--profiles", metavar="FILE",
+                                  help="CSV: model, rate_rps, ttft_mean_ms."),
+    rate_rps: float = typer.Option(..., "--rate-rps", metavar="R",
+                                   help="Total arrival rate (requests/s)."),
+    slo_ms: float = typer.Option(..., "--slo-ms", metavar="MS", help="Mean TTFT target (ms)."),
+    solver: Literal["dual", "exact"] = typer.Option(
+        "dual", "--solver", metavar="[dual|exact]", help="dual (fast prices) or exact (HiGHS LP)."),
+    slo_scope: Literal["fleet", "per-model"] = typer.Option(
+        "fleet", "--slo-scope", metavar="[fleet|per-model]", help="fleet: request-weighted mean "
+        "over models ≤ SLO; per-model: each model's own mean ≤ SLO."),
+    assignments_out: Path | None = typer.Option(None, "--assignments-out", metavar="FILE.csv",
                                                 help="Write prompt_id, model, share CSV here."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the result as JSON."),
 ) -> None:
     """Route prompts among models with fixed latency curves to maximise quality within an SLO."""
     if solver not in ("dual", "exact"):

@@ -12,7 +12,8 @@ from routerwise.spec.spec_file import spec_json_schema
 
 
 def schema(
-    out: Path | None = typer.Option(None, "--out", help="Write the schema to this file."),
+    out: Path | None = typer.Option(None, "--out", metavar="FILE",
+                                   help="Write the schema to this file."),
 ) -> None:
     """The JSON schema of the YAML spec file."""
     payload = spec_json_schema()
