@@ -20,6 +20,8 @@ MODELS = ("llama-2-13b", "yi-34b", "llama-2-70b")
 
 @pytest.fixture(scope="module")
 def small() -> tuple[EvalContext, list, int]:  # type: ignore[type-arg]
+    # feasible by construction: llama-2-13b alone on the 4 GPUs (SPEED: 60 ms base, 14 req/s
+    # per GPU) serves 9 req/s at ~71 ms mean TTFT, far inside the 180 ms SLO
     gpu = get_gpu("A100-SXM-80GB")
     opts = [model_options(m, get_model(m), gpu, 4, 4) for m in MODELS]
     rng = np.random.default_rng(3)
@@ -30,11 +32,12 @@ def small() -> tuple[EvalContext, list, int]:  # type: ignore[type-arg]
     return ctx, opts, 4
 
 
+@pytest.mark.slow
 def test_search_matches_exact_brute_force(small) -> None:  # type: ignore[no-untyped-def]
     ctx, opts, gpus = small
     result = search_setups(ctx, opts, gpus, 4, SearchConfig(executor="serial", spread_sample=20))
     best = best_candidate(result.candidates)
-    assert best is not None
+    assert best is not None and best.status == "feasible"
     evaluator = Evaluator(ctx)
     brute = -np.inf
     counts = EnumerationCounts()
@@ -44,6 +47,7 @@ def test_search_matches_exact_brute_force(small) -> None:  # type: ignore[no-unt
         if exact.feasible:
             brute = max(brute, exact.quality)
     assert counts.retained == result.retained
+    assert np.isfinite(brute), "no retained setup is feasible: the scenario must guarantee one"
     assert abs(best.quality - brute) <= 1e-3, (best.quality, brute)
     assert result.evaluated < result.retained  # pruning did work
 
@@ -52,10 +56,12 @@ def test_baselines_never_beat_the_plan(small) -> None:  # type: ignore[no-untype
     ctx, opts, gpus = small
     result = search_setups(ctx, opts, gpus, 4, SearchConfig(executor="serial", spread_sample=0))
     best = best_candidate(result.candidates)
-    assert best is not None
-    for c in result.candidates:
-        if c.baselines and c.status == "feasible":
-            assert c.quality <= best.quality + 1e-12
+    assert best is not None and best.status == "feasible"
+    feasible = [c for c in result.candidates if c.baselines and c.status == "feasible"]
+    # not vacuous: the isolated and best-single-model baselines meet the SLO here
+    assert {"isolated", "best_single_model"} <= {b for c in feasible for b in c.baselines}
+    for c in feasible:
+        assert c.quality <= best.quality + 1e-12, (c.baselines, c.quality, best.quality)
 
 
 def test_process_pool_gives_the_same_answer(small) -> None:  # type: ignore[no-untyped-def]
