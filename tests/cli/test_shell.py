@@ -131,3 +131,13 @@ def test_catalog_ids_are_whole_at_80_columns() -> None:
     ids = [g.name for g in GPU_CATALOG.values()] + [m.id for m in MODEL_CATALOG.values()]
     missing = [i for i in ids if i not in cells]
     assert not missing, (missing, res.stdout)
+
+
+def test_a_spec_not_in_utf8_exits_1_without_a_traceback(tmp_path: Path, cli: Cli) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    res = cli(["plan", "--spec", path, "--out", tmp_path / "out"])
+    assert res.exit_code == 1, res.stderr
+    assert "notUTF-8text" in res.stderr_flat
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()

@@ -183,10 +183,19 @@ def parse_spec(data: Any, source: str = "<spec>") -> Spec:
 def load_spec(path: Path | str) -> Spec:
     """Read and validate a YAML spec file."""
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"{path}: is a directory, not a spec file")
     if not path.is_file():
         raise SpecError(f"{path}: spec file does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "save the spec as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
