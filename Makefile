@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(VENV)/.test
 
 test: lint
 	$(BIN)/pytest -q
+
+# the suite without the tests marked slow (end-to-end scenario plans, exhaustive search)
+test-fast: lint
+	$(BIN)/pytest -q -m "not slow"
 
 bench: $(VENV)/.test
 	$(BIN)/python benchmarks/routing_speed.py

@@ -50,6 +50,14 @@ def test_usage_errors_exit_1_with_clicks_message(cli: Cli, args: list[str], need
     assert res.stdout == ""
 
 
+def test_usage_errors_exit_1_however_the_app_is_run() -> None:
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(app, [*map(str, ROUTE), "--rate-rps", "40", "--slo-ms", "25",
+                                   "--solver", "nope"])
+    assert res.exit_code == 1, res.output
+
+
 def test_no_arguments_print_help_and_exit_1(cli: Cli) -> None:
     res = cli([])
     assert res.exit_code == 1

@@ -1,8 +1,9 @@
 """The ``routerwise`` command-line application: one typer app, commands from sibling modules.
 
 Commands are registered explicitly here (no import-time side effects elsewhere). ``main``
-is the only entry point (console script and ``python -m routerwise``); it owns the exit
-codes: 0 success, 1 bad input *and every usage error*, 2 infeasible, 130 interrupted.
+is the entry point (console script and ``python -m routerwise``). Exit codes: 0 success,
+1 bad input *and every usage error* (click's own 2 is remapped by the app's group, so even
+``CliRunner(app)`` sees 1), 2 infeasible, 130 interrupted (``main`` prints "interrupted").
 """
 
 from __future__ import annotations
@@ -10,15 +11,23 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from typer._click.core import Context
-from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer vendors click
+from typer._click.exceptions import (  # typer vendors click
+    ClickException,
+    NoArgsIsHelpError,
+    UsageError,
+)
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from routerwise import __version__
 from routerwise.cli import catalog, estimate, plan, route, schema
+
+#: Exit codes ``main`` returns besides a command's own (InputError 1, InfeasibleError 2).
+EXIT_USAGE = 1
+EXIT_INTERRUPTED = 130
 
 
 def _no_type(option: TyperOption | None) -> TyperOption | None:
@@ -35,10 +44,32 @@ class _Command(TyperCommand):
 
 
 class _Group(TyperGroup):
-    """The app's group, with the same ``--help`` as ``_Command``."""
+    """The app's group: usage errors exit 1, and the same ``--help`` as ``_Command``.
+
+    Every usage error (the app's own or a command's: parsing, a bad choice or number, a
+    missing option) passes through ``make_context`` or ``invoke`` here, so the exit code is
+    fixed at its source and holds however the app is run (``main``, ``CliRunner``).
+    """
 
     def get_help_option(self, ctx: Context) -> TyperOption | None:
         return _no_type(super().get_help_option(ctx))
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Context | None = None,
+        **extra: Any,
+    ) -> Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except UsageError as exc:
+            exc.exit_code = EXIT_USAGE
+            raise
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            exc.exit_code = EXIT_USAGE
+            raise
 
 
 app = typer.Typer(
@@ -74,11 +105,6 @@ def _root(
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s: %(message)s"
     )
-
-
-#: Exit codes ``main`` returns besides a command's own (InputError 1, InfeasibleError 2).
-EXIT_USAGE = 1
-EXIT_INTERRUPTED = 130
 
 
 def _show_usage_error(exc: ClickException) -> None:
