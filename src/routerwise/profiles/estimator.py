@@ -13,7 +13,9 @@ latency columns are then made non-decreasing in the rate (a running maximum), be
 the physics says they are and sampling noise must not say otherwise.
 
 ``estimate_profile`` is pure (randomness only from ``numpy.random.Generator(seed)``);
-``estimate_profile_cached`` adds the on-disk cache keyed by a content hash of every input.
+``estimate_profile_cached`` adds the on-disk cache keyed by a content hash of every input;
+entries carry a checksum and row count, are validated on read (a bad one is re-estimated
+with a warning) and written atomically, so concurrent processes can share the cache.
 """
 
 from __future__ import annotations
