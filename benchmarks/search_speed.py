@@ -1,4 +1,4 @@
-"""Setup-search speed on the paper's four-model setting (``paper-a100-4m``, 8× A100-80GB).
+"""SetupOption-search speed on the paper's four-model setting (``paper-a100-4m``, 8× A100-80GB).
 
 Prints the search counts (enumerated, retained, dominated, evaluated, pruned by bound) and
 the seconds the search took with profiles already cached, against a reference measured in

@@ -11,14 +11,15 @@ import numpy as np
 
 from routerwise.latency.curve import PiecewiseLinearCurve
 from routerwise.profiles.table import ProfilePoints
-from routerwise.search.curves import ShapeKey
-from routerwise.search.space import ModelOptions
+from routerwise.search.space import ModelOptions, shape_of
 from routerwise.spec.core import readonly
+from routerwise.spec.deployment import InstanceShape
 
 SPEED = {"llama-2-13b": (60.0, 14.0), "yi-34b": (110.0, 7.0), "llama-2-70b": (190.0, 4.0)}
 
 
-def synthetic_curves(options: list[ModelOptions]) -> dict[ShapeKey, PiecewiseLinearCurve]:
+def synthetic_curves(options: list[ModelOptions], gpu_type: str = "A100-SXM-80GB"
+                     ) -> dict[InstanceShape, PiecewiseLinearCurve]:
     curves = {}
     for o in options:
         b, c = SPEED.get(o.model, (80.0, 10.0))
@@ -29,5 +30,5 @@ def synthetic_curves(options: list[ModelOptions]) -> dict[ShapeKey, PiecewiseLin
             u = np.linspace(0.1, 0.95, 8)
             pts = ProfilePoints(o.model, readonly(u * cap), readonly(base * (1 + u / (1.05 - u))),
                                 "ttft_mean_ms", (), "<synthetic>")
-            curves[(o.model, d.tp, d.share_units)] = PiecewiseLinearCurve().fit(pts)
+            curves[shape_of(o.model, d, gpu_type)] = PiecewiseLinearCurve().fit(pts)
     return curves

@@ -28,7 +28,7 @@ def small() -> tuple[EvalContext, list, int]:  # type: ignore[type-arg]
     ability = np.array([0.0, 0.6, 1.0])
     scores = 1 / (1 + np.exp(-(ability - rng.normal(0, 1.2, (80, 1)) + rng.normal(0, .7, (80, 3)))))
     ctx = EvalContext(MODELS, readonly(scores), synthetic_curves(opts), total_rps=9.0,
-                      slo_ms=180.0)
+                      slo_ms=180.0, gpu_type=gpu.name)
     return ctx, opts, 4
 
 

@@ -9,7 +9,7 @@ import pytest
 from routerwise.errors import InputError
 from routerwise.search.enumerate import EnumerationCounts, count_combinations, enumerate_setups
 from routerwise.search.placement import place_deployment
-from routerwise.search.space import Deployment, model_options
+from routerwise.search.space import DeploymentOption, model_options
 from routerwise.spec.catalog import get_gpu, get_model
 
 A100 = get_gpu("A100-SXM-80GB")
@@ -17,10 +17,10 @@ A100 = get_gpu("A100-SXM-80GB")
 
 def test_deployment_validates_its_fields() -> None:
     with pytest.raises(InputError, match="tp=3"):
-        Deployment(3, 5, 1)
+        DeploymentOption(3, 5, 1)
     with pytest.raises(InputError, match="share_units=11"):
-        Deployment(1, 11, 1)
-    d = Deployment(2, 5, 3)
+        DeploymentOption(1, 11, 1)
+    d = DeploymentOption(2, 5, 3)
     assert (d.shards, d.units, d.mps_share) == (6, 30, 0.5)
 
 
@@ -33,7 +33,7 @@ def test_memory_filter_drops_shapes_that_do_not_fit() -> None:
 
 def test_placement_respects_shares_distinct_gpus_and_nodes() -> None:
     loads = [0] * 8
-    res = place_deployment(loads, "m", Deployment(2, 6, 3), gpus_per_node=4)
+    res = place_deployment(loads, "m", DeploymentOption(2, 6, 3), gpus_per_node=4)
     assert res is not None
     new, instances = res
     gpus = [g for i in instances for g in i.gpu_ids]
@@ -41,11 +41,11 @@ def test_placement_respects_shares_distinct_gpus_and_nodes() -> None:
     assert all(len({g // 4 for g in i.gpu_ids}) == 1 for i in instances)  # tp inside a node
     assert max(new) <= 10
     # a fourth replica does not fit: only 2 GPUs left without this model
-    assert place_deployment(loads, "m", Deployment(2, 6, 4), gpus_per_node=4) is not None
-    assert place_deployment(new, "m2", Deployment(4, 5, 1), gpus_per_node=4) is None
+    assert place_deployment(loads, "m", DeploymentOption(2, 6, 4), gpus_per_node=4) is not None
+    assert place_deployment(new, "m2", DeploymentOption(4, 5, 1), gpus_per_node=4) is None
 
 
-def _one_step_better(a: Deployment | None, b: Deployment | None) -> bool:
+def _one_step_better(a: DeploymentOption | None, b: DeploymentOption | None) -> bool:
     """``a`` is ``b`` plus one share unit or one replica, or ``b`` is not deployed."""
     if b is None:
         return a is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,12 +10,23 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from routerwise.cli._common import atomic_path, console, err_console, print_json, run_or_exit
-from routerwise.errors import InfeasibleError
+from routerwise.cli._common import (
+    check_out_dir,
+    console,
+    err_console,
+    print_json,
+    replace_dir_contents,
+    run_or_exit,
+)
+from routerwise.errors import InfeasibleError, InputError
 from routerwise.plan.plots import latency_curves_png, quality_spread_png
-from routerwise.plan.run import PlanRun, make_plan
+from routerwise.plan.run import PlanRun, make_plan, profiles_frame
 from routerwise.profiles.table import load_profiles
 from routerwise.search.search import SearchConfig
+from routerwise.spec.plan import PLAN_FILE, PROFILES_FILE, Plan, dump_plan, plan_to_dict
+
+#: Every file ``plan`` may write into ``--out`` (removed when a new run does not write it).
+OUTPUT_FILES = (PLAN_FILE, PROFILES_FILE, "quality_spread.png", "latency_curves.png")
 
 
 def plan(
@@ -41,6 +52,7 @@ def plan(
     """Plan GPUs (tp, replicas, MPS share per model) and routing prices within a latency SLO."""
     from routerwise.plan.inputs import resolve_spec
 
+    run_or_exit(lambda: _preflight(out, workers))
     spec_obj, source, spec_path = run_or_exit(lambda: resolve_spec(scenario, spec, rate_rps,
                                                                      slo_ms))
     tables = [run_or_exit(lambda p=p: load_profiles(p)) for p in profiles]  # type: ignore[misc]
@@ -48,49 +60,73 @@ def plan(
                   TimeElapsedColumn(), console=err_console, transient=True,
                   disable=as_json) as bars:
         shapes_bar = bars.add_task("latency profiles", total=None)
-        search_bar = bars.add_task("setups", total=None, visible=False)
+        search_bar = bars.add_task("enumerating setups", total=None, visible=False)
+
+        def on_profile(i: int, n: int, what: str) -> None:
+            bars.update(shapes_bar, completed=i, total=n, description=f"profiles: {what}")
+            if i == n:  # enumeration starts next: say so rather than look frozen
+                bars.update(search_bar, visible=True)
+
         try:
             run = run_or_exit(lambda: make_plan(
                 spec_obj, source, spec_path, supplied=tables,
                 config=SearchConfig(executor=executor, workers=workers),
-                profile_progress=lambda i, n, what: bars.update(
-                    shapes_bar, completed=i, total=n, description=f"profiles: {what}"),
+                profile_progress=on_profile,
                 search_progress=lambda i, n: bars.update(
                     search_bar, completed=i, total=n, visible=True,
-                    description="evaluating setups"),
+                    description="solving setups"),
             ))
         except InfeasibleError as exc:
             err_console.print(f"[bold red]{exc}[/]", highlight=False)
             raise typer.Exit(2) from exc
-    _write(run, out)
+    run_or_exit(lambda: _write(run, out))
+    plan_doc = plan_to_dict(run.built.plan)
     if as_json:
-        print_json(run.plan.doc)
+        print_json(plan_doc)
     else:
         _render(run, out)
-    if not run.plan.doc["feasible"]:
-        err_console.print(f"[bold red]{run.plan.doc['infeasible']['message']}[/]",
-                          highlight=False)
+    infeasible = run.built.plan.infeasible
+    if infeasible is not None:
+        err_console.print(f"[bold red]{infeasible.message}[/]", highlight=False)
         raise typer.Exit(2)
 
 
+def _preflight(out: Path, workers: int | None) -> None:
+    check_out_dir(out, "--out")
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers {workers}: must be >= 1")
+
+
+def _title(plan: Plan) -> str:
+    return (f"{plan.scenario}: {plan.rate_rps:g} req/s, mean TTFT ≤ "
+            f"{plan.slo.target_ms:g} ms")
+
+
 def _write(run: PlanRun, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    doc = run.plan.doc
-    with atomic_path(out / "plan.json") as tmp:
-        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    slo = doc["slo"]["target_ms"]
-    title = f"{doc['scenario']}: {doc['rate_rps']:g} req/s, mean TTFT ≤ {slo:g} ms"
-    chosen = doc["quality"]["predicted"]
-    with atomic_path(out / "quality_spread.png") as tmp:
-        quality_spread_png(tmp, run.plan.feasible_qualities, run.plan.baseline_qualities,
-                           chosen, title)
-    if run.plan.chosen is not None:
-        per_model = doc["predicted"]["per_model"]
-        points = {m: (v["rate_rps"], v["ttft_mean_ms"]) for m, v in per_model.items()
-                  if v["ttft_mean_ms"] is not None}
-        with atomic_path(out / "latency_curves.png") as tmp:
-            latency_curves_png(tmp, run.chosen_curves(), points, doc["slo"]["target_ms"],
-                               title)
+    """plan.json, profiles.csv and the plots; an older run's files never stay beside them."""
+    built = run.built
+    plan = built.plan
+    base_q = {n: b.quality for n, b in plan.baselines.items()}
+
+    def spread_png(tmp: Path) -> None:
+        quality_spread_png(tmp, built.feasible_qualities, base_q, plan.quality.predicted,
+                           _title(plan), infeasible=plan.infeasible is not None)
+
+    def plan_json(tmp: Path) -> None:
+        tmp.write_text(dump_plan(plan), encoding="utf-8")
+
+    files: dict[str, Callable[[Path], None]] = {
+        PLAN_FILE: plan_json,
+        PROFILES_FILE: lambda tmp: profiles_frame(run.shapes).to_csv(tmp, index=False),
+        "quality_spread.png": spread_png,
+    }
+    if plan.feasible:
+        points = {m: (v.rate_rps, v.ttft_mean_ms) for m, v in plan.predicted.per_model.items()
+                  if v.ttft_mean_ms is not None}
+        labels = {d.model: f"{d.model} {d.describe()}" for d in plan.deployments}
+        files["latency_curves.png"] = lambda tmp: latency_curves_png(
+            tmp, run.chosen_curves(), points, plan.slo.target_ms, _title(plan), labels)
+    replace_dir_contents(out, files, owned=OUTPUT_FILES)
 
 
 def _fmt(v: Any, spec: str = ".4f") -> str:
@@ -98,44 +134,68 @@ def _fmt(v: Any, spec: str = ".4f") -> str:
 
 
 def _render(run: PlanRun, out: Path) -> None:
-    doc = run.plan.doc
-    if doc["feasible"]:
-        setup = Table(title=f"Setup on {doc['cluster']['num_gpus']}× {doc['cluster']['gpu_type']}")
-        for col in ("model", "tp", "MPS share", "GPU ids"):
-            setup.add_column(col)
-        for inst in doc["setup"]:
-            setup.add_row(inst["model"], str(inst["tp"]), f"{inst['mps_share']:.0%}",
-                          ",".join(map(str, inst["gpu_ids"])))
-        console.print(setup)
-        routing = Table(title=f"Routing at {doc['rate_rps']:g} req/s")
-        for col in ("model", "deployment", "share", "rate (req/s)", "mean TTFT (ms)", "price"):
-            routing.add_column(col, justify="left" if col in ("model", "deployment") else "right")
-        for m, v in doc["predicted"]["per_model"].items():
-            routing.add_row(m, v["deployment"] or "not deployed",
-                            f"{doc['routing']['fractions'][m]:.1%}", f"{v['rate_rps']:.2f}",
-                            _fmt(v["ttft_mean_ms"], ".1f"), _fmt(doc["routing"]["prices"][m]))
-        console.print(routing)
-        q = doc["quality"]
-        console.print(
-            f"quality [bold]{q['predicted']:.4f}[/] predicted"
-            + (f", {q['truth']:.4f} on truth" if q["truth"] is not None else "")
-            + f"  ·  mean TTFT {doc['predicted']['ttft_mean_ms']:.1f} ms ≤ SLO "
-            f"{doc['slo']['target_ms']:g} ms")
+    plan = run.built.plan
+    if plan.feasible:
+        _render_setup(plan)
+        _render_quality(plan)
+    for w in plan.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    _render_baselines(plan)
+    _render_search(plan)
+    written = [PLAN_FILE, PROFILES_FILE, "quality_spread.png"]
+    written += ["latency_curves.png"] if plan.feasible else []
+    console.print(f"wrote {', '.join(str(out / f) for f in written)}", highlight=False)
+
+
+def _render_setup(plan: Plan) -> None:
+    setup = Table(title=f"Setup on {plan.cluster.num_gpus}× {plan.cluster.gpu_type}")
+    for col in ("model", "tp", "MPS share", "GPU ids"):
+        setup.add_column(col, no_wrap=True)
+    for inst in plan.setup:
+        setup.add_row(inst.model, str(inst.tp), f"{inst.mps_share:.0%}",
+                      ",".join(map(str, inst.gpu_ids)))
+    console.print(setup)
+    routing = Table(title=f"Routing at {plan.rate_rps:g} req/s")
+    for col in ("model", "deployment", "share", "req/s", "capacity", "mean TTFT ms", "price"):
+        routing.add_column(col, justify="left" if col in ("model", "deployment") else "right")
+    for m, v in plan.predicted.per_model.items():
+        routing.add_row(m, v.deployment or "not deployed", f"{plan.routing.fractions[m]:.1%}",
+                        f"{v.rate_rps:.2f}", _fmt(v.capacity_rps, ".2f"),
+                        _fmt(v.ttft_mean_ms, ".1f"), _fmt(plan.routing.prices.get(m)))
+    console.print(routing)
+
+
+def _render_quality(plan: Plan) -> None:
+    q = plan.quality
+    if q.score_source == "oracle":
+        head = (f"quality [bold]{_fmt(q.predicted)}[/] [yellow]ORACLE[/] (routed on the "
+                "outcome labels; no deployment reaches it — use a predictor)")
+    else:
+        head = (f"quality [bold]{_fmt(q.predicted)}[/] {q.score_source}"
+                + (f", {q.truth:.4f} on truth" if q.truth is not None else ""))
+    console.print(f"{head}  ·  mean TTFT {_fmt(plan.predicted.ttft_mean_ms, '.1f')} ms ≤ SLO "
+                  f"{plan.slo.target_ms:g} ms", highlight=False)
+
+
+def _render_baselines(plan: Plan) -> None:
     base = Table(title="Baselines (routing optimised for each)")
-    for col in ("baseline", "feasible", "quality", "vs RouterWise"):
+    for col in ("baseline", "feasible", "quality", "on truth", "vs RouterWise"):
         base.add_column(col)
-    mine = doc["quality"]["predicted"]
-    for name, b in doc["baselines"].items():
-        gain = (f"{mine / b['quality'] - 1:+.1%}" if mine and b["quality"] else "—")
-        base.add_row(name, "yes" if b["feasible"] else "no", _fmt(b["quality"]), gain)
+    mine = plan.quality.predicted
+    for name, b in plan.baselines.items():
+        gain = f"{mine / b.quality - 1:+.1%}" if mine and b.quality else "—"
+        base.add_row(name, "yes" if b.feasible else "no", _fmt(b.quality),
+                     _fmt(b.quality_truth), gain)
     console.print(base)
-    s = doc["search"]
-    spread = f"{s['spread']:.0%}" if s["spread"] is not None else "—"
+
+
+def _render_search(plan: Plan) -> None:
+    s = plan.search
+    spread = f"{s.spread:.0%}" if s.spread is not None else "—"
     console.print(
-        f"search: {s['enumerated']:,} enumerated, {s['retained']:,} retained (placeable), "
-        f"{s['dominated']:,} dominated, {s['evaluated']:,} evaluated, "
-        f"{s['pruned_by_bound']:,} pruned by bound, in {s['seconds']:.1f} s  ·  quality spread "
-        f"over feasible setups {_fmt(s['quality_min'], '.3f')}–{_fmt(s['quality_max'], '.3f')} "
-        f"({spread})")
-    console.print(f"wrote {out / 'plan.json'}, {out / 'quality_spread.png'}"
-                  + (f", {out / 'latency_curves.png'}" if doc["feasible"] else ""))
+        f"search: {s.enumerated:,} enumerated → {s.retained:,} placeable = {s.dominated:,} "
+        f"dominated + {s.non_dominated:,} non-dominated = {s.evaluated:,} solved + "
+        f"{s.pruned_by_bound:,} pruned by bound + {s.over_capacity:,} over capacity "
+        f"(+ {s.baselines_evaluated} baseline setups) in {s.seconds:.1f} s  ·  quality spread "
+        f"{_fmt(s.quality_min, '.3f')}–{_fmt(s.quality_max, '.3f')} ({spread})",
+        highlight=False)

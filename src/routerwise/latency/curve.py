@@ -124,3 +124,27 @@ def fit_curve(points: ProfilePoints, kind: str = "piecewise-linear") -> LatencyC
         known = sorted(LATENCY_MODELS)
         raise InputError(f"unknown latency model {kind!r}; known: {known}") from None
     return factory().fit(points)
+
+
+def capped_at_latency(curve: LatencyCurve, max_ms: float) -> LatencyCurve | None:
+    """The curve cut where it reaches ``max_ms`` (infeasible beyond); None if it starts above.
+
+    A per-model latency bound ``ℓ_m(λ) ≤ max_ms`` is then just a smaller capacity.
+    """
+    rates, values = curve.rates_, curve.values_
+    if values[0] > max_ms:
+        return None
+    if values[-1] <= max_ms:
+        return curve
+    j = int(np.flatnonzero(values <= max_ms)[-1])
+    frac = (max_ms - values[j]) / (values[j + 1] - values[j])
+    cut = rates[j] + frac * (rates[j + 1] - rates[j])
+    new_rates = np.append(rates[: j + 1], cut) if cut > rates[j] else rates[: j + 1]
+    new_values = np.append(values[: j + 1], max_ms) if cut > rates[j] else values[: j + 1]
+    if len(new_rates) < 2:  # one point left: keep a flat sliver up to it
+        new_rates = np.array([rates[0] * 0.5, rates[0]])
+        new_values = np.array([values[0], values[0]])
+    points = ProfilePoints(getattr(curve, "model_", "model"), readonly(new_rates),
+                           readonly(new_values), "ttft_mean_ms", (),
+                           f"<curve capped at {max_ms:g} ms>")
+    return PiecewiseLinearCurve().fit(points)

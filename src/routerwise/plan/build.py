@@ -1,7 +1,9 @@
-"""Build the Plan artifact (DESIGN.md §6 ``plan.json``) from a search.
+"""Assemble the typed :class:`~routerwise.spec.plan.Plan` from a search (assembly only).
 
-Inputs: resolved :class:`PlanInputs`, the shape curves and the :class:`SearchResult`.
-Output: a JSON-ready dict; every number is labelled with its provenance.
+Inputs: resolved :class:`PlanInputs`, the shape curves, the evaluation context, the
+:class:`SearchResult`, and the chosen setup's routing re-solved next to the search
+(:mod:`routerwise.search.resolve`). Output: a frozen Plan; every quality says what it was
+computed on (``score_source``) and every curve its provenance.
 """
 
 from __future__ import annotations
@@ -18,13 +20,38 @@ import numpy as np
 from routerwise import __version__
 from routerwise.plan.inputs import PlanInputs
 from routerwise.plan.shapes import ShapeProfiles
-from routerwise.routing.dual import Hint
-from routerwise.routing.problem import RoutingResult
-from routerwise.routing.reachable import max_rate_meeting_slo
-from routerwise.routing.solvers import solve
 from routerwise.search.baselines import BASELINES
-from routerwise.search.evaluate import EvalContext, Evaluator
+from routerwise.search.evaluate import EvalContext
+from routerwise.search.resolve import (
+    ReachableInfo,
+    Routed,
+    reachable,
+    require_feasible,
+    round_down,
+    route_setup,
+    setup_curves,
+)
 from routerwise.search.search import Candidate, SearchResult, best_candidate
+from routerwise.spec.plan import (
+    PLAN_VERSION,
+    PROFILES_FILE,
+    BaselineResult,
+    ClusterInfo,
+    ModelLoad,
+    Plan,
+    PlanInputsInfo,
+    PlanProvenance,
+    Prediction,
+    Quality,
+    Reachable,
+    Routing,
+    SearchSummary,
+    SloTarget,
+)
+from routerwise.spec.workload import Workload
+
+#: A model whose own mean TTFT exceeds this multiple of the fleet target gets a warning.
+PER_MODEL_WARN_FACTOR = 4.0
 
 
 def _num(v: float | None) -> float | None:
@@ -32,162 +59,177 @@ def _num(v: float | None) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
-    """The plan document and what the shell needs to render it."""
+class BuiltPlan:
+    """The plan and what the shell needs to render it (kept out of the file contract)."""
 
-    doc: dict[str, Any]
+    plan: Plan
     chosen: Candidate | None
-    result: RoutingResult | None
+    routed: Routed | None
     feasible_qualities: tuple[float, ...]
-    baseline_qualities: Mapping[str, float | None]
 
 
-def _instances(c: Candidate, gpu_type: str) -> list[dict[str, Any]]:
-    return [{"model": i.model, "gpu_type": gpu_type, "tp": i.tp, "mps_share": i.share_units / 10,
-             "gpu_ids": list(i.gpu_ids)} for i in c.instances]
+def _truth(workload: Workload, routed: Routed) -> float | None:
+    """The routing scored on outcome labels, when they differ from the scores routed on."""
+    if workload.truth is None or workload.is_oracle:
+        return None
+    return routed.quality_on(workload.truth)
 
 
-def _baselines(search: SearchResult, gpu_type: str) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for name in BASELINES:
-        mine = [c for c in search.candidates if name in c.baselines]
-        best = best_candidate(mine)
-        if best is None:
-            why = mine[0].reason if mine else "no setup of this kind fits the cluster"
-            out[name] = {"feasible": False, "quality": None, "setup": [], "reason": why}
-        else:
-            out[name] = {"feasible": True, "quality": best.quality,
-                         "setup": _instances(best, gpu_type),
-                         "deployments": best.setup.describe()}
-    return out
+def _quality(workload: Workload, routed: Routed | None) -> Quality:
+    source = workload.score_source
+    notes = {
+        "oracle": "ORACLE: the workload's scores are its outcome labels, so this routing "
+                  "knows every answer's quality in advance; no deployment reaches it. Train a "
+                  "predictor (or give pred:<model> columns) for a prediction.",
+        "predicted": "predicted: solved on predicted scores; truth: the same routing scored on "
+                     "the outcome labels",
+        "derived": "derived: solved on a built-in scenario's simulated predictor; truth: the "
+                   "same routing scored on its simulated outcomes",
+    }
+    predicted = None if routed is None else routed.result.quality
+    truth = None if routed is None else _truth(workload, routed)
+    return Quality(predicted=predicted, truth=truth, score_source=source, note=notes[source])
+
+
+def _baseline(ctx: EvalContext, workload: Workload, search: SearchResult, name: str
+              ) -> BaselineResult:
+    mine = [c for c in search.candidates if name in c.baselines]
+    best = best_candidate(mine)
+    if best is None:
+        why = mine[0].reason if mine else "no setup of this kind fits the cluster"
+        return BaselineResult(False, None, None, (), (), why)
+    routed = route_setup(ctx, best.setup, best)
+    ok = routed.result.feasible and routed.result.shares is not None
+    return BaselineResult(
+        feasible=True, quality=best.quality, quality_truth=_truth(workload, routed) if ok else None,
+        setup=best.setup.instances, deployments=best.setup.deployments, reason=best.reason,
+        fractions=routed.fractions(ctx.models) if ok else {},
+        prices=routed.prices(ctx.models) if ok else {})
 
 
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _infeasible(inputs: PlanInputs, ctx: EvalContext, search: SearchResult) -> dict[str, Any]:
-    """What is reachable when no setup meets the SLO: lowest mean TTFT and highest rate."""
-    evaluator = Evaluator(ctx)
-    evaluated = [c for c in search.candidates if c.status == "infeasible"]
-    lowest = [(evaluator.lowest_fleet_ms(c.setup), c) for c in evaluated]
-    lowest.sort(key=lambda t: t[0])
-    best_rate = None
-    for _, c in lowest[:8]:
-        problem, _, _ = evaluator.problem(c.setup)
-        rate = max_rate_meeting_slo(problem)
-        if rate is not None and (best_rate is None or rate > best_rate):
-            best_rate = rate
-    low = lowest[0][0] if lowest else math.inf
-    slo = inputs.spec.slo.target_ms
-    rate_txt = ("no rate meets it" if best_rate is None
-                else f"the highest rate any setup serves within it is {best_rate:.3g} req/s")
-    low_txt = (f"{inputs.spec.rate_rps:g} req/s exceeds the capacity of every setup"
+def _reachable_message(inputs: PlanInputs, info: ReachableInfo) -> Reachable:
+    spec = inputs.spec
+    slo = spec.slo.target_ms
+    rate = None if info.max_rate_rps is None else round_down(info.max_rate_rps)
+    rate_txt = ("no rate meets it" if rate is None
+                else f"the highest rate any setup serves within it is {rate:.3g} req/s")
+    low = info.lowest_ttft_mean_ms
+    low_txt = (f"{spec.rate_rps:g} req/s exceeds the capacity of every setup"
                if math.isinf(low) else f"the lowest mean TTFT any setup reaches is {low:.1f} ms")
     message = (f"infeasible: no setup meets the mean TTFT SLO of {slo:g} ms at "
-               f"{inputs.spec.rate_rps:g} req/s; {low_txt}; {rate_txt}")
-    return {"message": message, "lowest_ttft_mean_ms": _num(low), "max_rate_rps": best_rate}
+               f"{spec.rate_rps:g} req/s; {low_txt}; {rate_txt}")
+    return Reachable(message=message, lowest_ttft_mean_ms=_num(low), max_rate_rps=rate)
+
+
+def _per_model(ctx: EvalContext, chosen: Candidate, routed: Routed) -> dict[str, ModelLoad]:
+    curves = setup_curves(ctx, chosen.setup)
+    out: dict[str, ModelLoad] = {}
+    for m in ctx.models:
+        dep = chosen.setup.deployment(m)
+        if dep is None:
+            out[m] = ModelLoad(None, 0.0, None, None, None)
+            continue
+        j = routed.models.index(m)
+        rate = float(routed.result.rates_rps[j])
+        cap = curves[m].capacity_rps_
+        out[m] = ModelLoad(dep.describe(), rate, _num(float(routed.result.latency_ms[j])),
+                           _num(cap), _num(rate / cap) if cap > 0 else None)
+    return out
+
+
+def _warnings(inputs: PlanInputs, per_model: Mapping[str, ModelLoad]) -> tuple[str, ...]:
+    target = inputs.spec.slo.target_ms
+    out = []
+    for m, load in per_model.items():
+        if load.ttft_mean_ms is not None and load.ttft_mean_ms > PER_MODEL_WARN_FACTOR * target:
+            out.append(f"{m}: its own mean TTFT {load.ttft_mean_ms:.0f} ms is over "
+                       f"{PER_MODEL_WARN_FACTOR:g}× the fleet target {target:g} ms (it gets "
+                       f"{load.rate_rps:.3g} req/s); set slo.per_model_max_ms to bound it")
+    return tuple(out)
+
+
+def _search_summary(search: SearchResult, feasible_q: tuple[float, ...]) -> SearchSummary:
+    spread = (feasible_q[-1] / feasible_q[0] - 1) if feasible_q and feasible_q[0] > 0 else None
+    return SearchSummary(
+        enumerated=search.enumerated, retained=search.retained, dominated=search.dominated,
+        non_dominated=search.non_dominated, evaluated=search.evaluated,
+        pruned_by_bound=search.pruned, over_capacity=search.over_capacity,
+        baselines_evaluated=search.baselines_evaluated, sampled_for_spread=search.sampled,
+        seconds=round(search.seconds, 3),
+        quality_min=_num(feasible_q[0]) if feasible_q else None,
+        quality_max=_num(feasible_q[-1]) if feasible_q else None,
+        spread=_num(spread) if spread is not None else None,
+        spread_over="evaluated setups (baselines included) and a uniform sample of "
+                    "retained ones",
+        feasible_evaluated=len(feasible_q))
+
+
+def _provenance(inputs: PlanInputs, shapes: ShapeProfiles) -> PlanProvenance:
+    w = inputs.workload
+    by_kind: dict[str, int] = {}
+    for kind in shapes.provenance.values():
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    truth = {"oracle": "none: the labels are the scores (an oracle)",
+             "predicted": "measured outcome labels of the workload file",
+             "derived": "derived (simulated outcomes of the built-in scenario)"}
+    return PlanProvenance(
+        workload=w.provenance, workload_source=w.source, scores=w.score_source,
+        latency=tuple(sorted(set(shapes.provenance.values()))), profiles=by_kind,
+        quality_predicted=f"{w.score_source} (routing solved on these scores)",
+        quality_truth=truth[w.score_source],
+        notes=(*inputs.notes, *w.notes))
+
+
+def _inputs_info(inputs: PlanInputs, ctx: EvalContext) -> PlanInputsInfo:
+    spec = inputs.spec.model_dump(mode="json")
+    return PlanInputsInfo(
+        spec=spec, spec_sha256=_digest(spec),
+        workload_sha256=hashlib.sha256(np.ascontiguousarray(ctx.scores).tobytes())
+        .hexdigest()[:16],
+        num_prompts=int(ctx.scores.shape[0]), routerwise_version=__version__)
 
 
 def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,
-               search: SearchResult) -> Plan:
-    """Choose the best candidate, re-route it for per-prompt shares, and write the document."""
+               search: SearchResult) -> BuiltPlan:
+    """Choose the best candidate, re-route it for per-prompt shares, assemble the Plan."""
     spec = inputs.spec
     chosen = best_candidate(search.candidates)
     feasible_q = tuple(sorted(c.quality for c in search.candidates if c.status == "feasible"))
-    baselines = _baselines(search, inputs.gpu.name)
-    doc: dict[str, Any] = {
-        "feasible": chosen is not None,
-        "scenario": inputs.source,
-        "rate_rps": spec.rate_rps,
-        "slo": {"metric": spec.slo.metric, "stat": spec.slo.stat, "target_ms": spec.slo.target_ms},
-        "cluster": {"gpu_type": inputs.gpu.name, "num_gpus": spec.cluster.num_gpus,
-                    "gpus_per_node": spec.cluster.gpus_per_node},
-        "models": list(ctx.models),
-    }
-    result = None
-    if chosen is None:
-        doc.update({"quality": {"predicted": None, "truth": None}, "setup": [],
-                    "routing": {"prices": {}, "fractions": {}}, "predicted": {}})
-        doc["infeasible"] = _infeasible(inputs, ctx, search)
-    else:
-        result, doc_part = _chosen(inputs, ctx, chosen)
-        doc.update(doc_part)
-    spread = (feasible_q[-1] / feasible_q[0] - 1) if feasible_q and feasible_q[0] > 0 else None
-    doc["search"] = {
-        "enumerated": search.enumerated, "retained": search.retained,
-        "evaluated": search.evaluated, "dominated": search.dominated,
-        "pruned_by_bound": search.pruned, "over_capacity": search.over_capacity,
-        "sampled_for_spread": search.sampled,
-        "seconds": round(search.seconds, 3),
-        "quality_min": _num(feasible_q[0]) if feasible_q else None,
-        "quality_max": _num(feasible_q[-1]) if feasible_q else None,
-        "spread": _num(spread) if spread is not None else None,
-        "spread_over": "evaluated setups and a uniform sample of retained ones",
-        "feasible_evaluated": len(feasible_q),
-    }
-    doc["baselines"] = baselines
-    doc["provenance"] = {
-        "workload": inputs.workload.provenance,
-        "workload_source": inputs.workload.source,
-        "scores": f"{inputs.workload.provenance} (predicted scores, used to plan and route)",
-        "latency": sorted(set(shapes.provenance.values())),
-        "profiles": {"estimated": shapes.estimated, "supplied": shapes.supplied},
-        "quality_predicted": "derived (routing solved on predicted scores)",
-        "quality_truth": "derived (the chosen routing scored on measured/outcome truth)",
-        "notes": list(inputs.notes) + list(inputs.workload.notes),
-    }
-    doc["inputs"] = {
-        "spec_sha256": _digest(spec.model_dump(mode="json")),
-        "workload_sha256": hashlib.sha256(np.ascontiguousarray(ctx.scores).tobytes())
-        .hexdigest()[:16],
-        "num_prompts": int(ctx.scores.shape[0]),
-        "routerwise_version": __version__,
-    }
-    base_q = {name: b["quality"] for name, b in baselines.items()}
-    return Plan(doc=doc, chosen=chosen, result=result, feasible_qualities=feasible_q,
-                baseline_qualities=base_q)
+    routed = None if chosen is None else require_feasible(
+        route_setup(ctx, chosen.setup, chosen), chosen.setup)
+    per_model: dict[str, ModelLoad] = {}
+    if chosen is not None and routed is not None:
+        per_model = _per_model(ctx, chosen, routed)
+    c = spec.cluster
+    plan = Plan(
+        plan_version=PLAN_VERSION, feasible=chosen is not None, scenario=inputs.source,
+        rate_rps=spec.rate_rps,
+        slo=SloTarget("ttft", "mean", spec.slo.target_ms, spec.slo.per_model_max_ms),
+        cluster=ClusterInfo(inputs.gpu.name, c.num_gpus, c.gpus_per_node),
+        models=tuple(ctx.models), quality=_quality(inputs.workload, routed),
+        setup=() if chosen is None else chosen.setup.instances,
+        deployments=() if chosen is None else chosen.setup.deployments,
+        routing=_routing(ctx, routed),
+        predicted=Prediction(
+            ttft_mean_ms=None if routed is None else _num(routed.result.fleet_ttft_ms),
+            per_model=per_model, convexified=bool(routed and routed.result.convexified)),
+        search=_search_summary(search, feasible_q),
+        baselines={n: _baseline(ctx, inputs.workload, search, n) for n in BASELINES},
+        infeasible=None if chosen is not None
+        else _reachable_message(inputs, reachable(ctx, search.candidates)),
+        warnings=_warnings(inputs, per_model),
+        provenance=_provenance(inputs, shapes), inputs=_inputs_info(inputs, ctx),
+        profiles_file=PROFILES_FILE)
+    return BuiltPlan(plan, chosen, routed, feasible_q)
 
 
-def _chosen(inputs: PlanInputs, ctx: EvalContext, chosen: Candidate
-            ) -> tuple[RoutingResult, dict[str, Any]]:
-    evaluator = Evaluator(ctx)
-    deployed_idx = [k for k, d in enumerate(chosen.setup.deployments) if d is not None]
-    hint = Hint(alpha=np.array([chosen.prices[k] for k in deployed_idx]),
-                beta=chosen.multiplier) if chosen.prices else None
-    result, idx = evaluator.solve(chosen.setup, hint)  # warm: lands where the search did
-    if not result.feasible:  # numerically on the SLO's edge: the exact LP settles it
-        problem, _, idx = evaluator.problem(chosen.setup)
-        result = solve(problem, "exact")
-    if not result.feasible or result.shares is None:
-        raise RuntimeError(f"the chosen setup re-solved infeasible: {chosen.setup.describe()}")
-    truth = inputs.workload.truth
-    q_truth = None
-    if truth is not None:
-        q_truth = float((truth[:, idx] * result.shares).sum() / truth.shape[0])
-    deployed = [ctx.models[k] for k in idx]
-    fractions = dict.fromkeys(ctx.models, 0.0)
-    prices: dict[str, float | None] = dict.fromkeys(ctx.models)
-    per_model: dict[str, Any] = {}
-    for j, m in enumerate(deployed):
-        fractions[m] = float(result.fractions[j])
-        prices[m] = float(result.prices[j])
-    for m, dep in zip(chosen.setup.models, chosen.setup.deployments, strict=True):
-        entry: dict[str, Any] = {"deployment": dep.describe() if dep else None,
-                                 "rate_rps": 0.0, "ttft_mean_ms": None}
-        if m in deployed:
-            j = deployed.index(m)
-            entry.update(rate_rps=float(result.rates_rps[j]),
-                         ttft_mean_ms=float(result.latency_ms[j]))
-        per_model[m] = entry
-    doc = {
-        "quality": {"predicted": result.quality, "truth": q_truth},
-        "setup": _instances(chosen, inputs.gpu.name),
-        "deployments": chosen.setup.describe(),
-        "routing": {"prices": prices, "fractions": fractions,
-                    "tie_temperature": result.tie_temperature,
-                    "multiplier_per_ms": result.multiplier},
-        "predicted": {"ttft_mean_ms": result.fleet_ttft_ms, "per_model": per_model,
-                      "convexified": result.convexified},
-    }
-    return result, doc
+def _routing(ctx: EvalContext, routed: Routed | None) -> Routing:
+    if routed is None:
+        return Routing({}, {}, 0.0, None)
+    r = routed.result
+    return Routing(prices=routed.prices(ctx.models), fractions=routed.fractions(ctx.models),
+                   tie_temperature=r.tie_temperature, multiplier_per_ms=_num(r.multiplier))

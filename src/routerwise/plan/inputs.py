@@ -5,9 +5,12 @@ workload it names, token lengths per model, and the search options per model.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from routerwise.errors import InfeasibleError, SpecError
 from routerwise.profiles.estimator import TokenLengths, lengths_from_workload
@@ -17,9 +20,9 @@ from routerwise.scenarios.registry import (
     load_scenario_spec,
     scenario_workload,
 )
-from routerwise.search.curves import ShapeKey
-from routerwise.search.space import ModelOptions, model_options
+from routerwise.search.space import ModelOptions, model_options, shape_of
 from routerwise.spec.catalog import GpuSpec, ModelArch, get_gpu, valid_tps
+from routerwise.spec.deployment import InstanceShape
 from routerwise.spec.spec_file import Spec, load_spec
 from routerwise.spec.workload import Workload
 from routerwise.spec.workload_io import load_workload
@@ -52,13 +55,19 @@ def resolve_spec(scenario: str | None, spec_path: Path | None, rate_rps: float |
     spec = load_scenario_spec(scenario) if scenario else load_spec(spec_path)  # type: ignore[arg-type]
     updates: dict[str, object] = {}
     if rate_rps is not None:
-        if not rate_rps > 0:
-            raise SpecError(f"--rate-rps {rate_rps!r} must be a positive number of requests/s")
+        if not (math.isfinite(rate_rps) and rate_rps > 0):
+            raise SpecError(f"--rate-rps {rate_rps!r} must be a positive, finite number of "
+                            "requests/s")
         updates["rate_rps"] = rate_rps
     if slo_ms is not None:
-        if not slo_ms > 0:
-            raise SpecError(f"--slo-ms {slo_ms!r} must be a positive number of ms")
+        if not (math.isfinite(slo_ms) and slo_ms > 0):
+            raise SpecError(f"--slo-ms {slo_ms!r} must be a positive, finite number of ms")
         updates["slo"] = spec.slo.model_copy(update={"target_ms": slo_ms})
+    ref = spec.workload
+    if ref.path is not None and spec_path is not None and not Path(ref.path).is_absolute():
+        # the plan records the resolved spec: make it readable from anywhere
+        absolute = str((spec_path.parent / ref.path).resolve())
+        updates["workload"] = ref.model_copy(update={"path": absolute})
     if updates:
         spec = spec.model_copy(update=updates)
     return spec, scenario or str(spec_path), spec_path
@@ -75,7 +84,10 @@ def _workload(spec: Spec, spec_path: Path | None) -> Workload:
         path = spec_path.parent / path
     if not path.exists():
         raise SpecError(f"{where}.path: file {str(path)!r} does not exist")
-    return load_workload(path, ref.format)
+    workload = load_workload(path, ref.format)
+    if ref.num_prompts is not None:
+        workload = workload.sample(ref.num_prompts, np.random.default_rng(ref.seed))
+    return workload
 
 
 def _restrict(spec: Spec, workload: Workload, where: str) -> Workload:
@@ -95,13 +107,26 @@ def _restrict(spec: Spec, workload: Workload, where: str) -> Workload:
 
 def _lengths(workload: Workload, names: tuple[str, ...]) -> tuple[dict[str, TokenLengths],
                                                                   tuple[str, ...]]:
-    if workload.input_tokens is not None and workload.output_tokens is not None:
-        return {m: lengths_from_workload(workload, m) for m in names}, ()
-    note = (f"{workload.source} has no token lengths: profiles use {FALLBACK_INPUT_TOKENS} "
-            f"input and {FALLBACK_OUTPUT_TOKENS} output tokens")
+    """Per-model token lengths from what the workload has; a fixed fallback only for what it
+    lacks, and a note that says which lengths came from where."""
+    inp, out = workload.input_tokens, workload.output_tokens
+    if inp is not None and out is not None:
+        return {m: lengths_from_workload(workload, m) for m in names}, (
+            (f"token lengths from {workload.source}: input from "
+             f"{workload.input_tokens_from or 'the file'}, output per model from the file"),)
+    n = workload.num_prompts
+    inputs = inp if inp is not None else np.full(n, float(FALLBACK_INPUT_TOKENS))
+    lengths = {}
+    for k, m in enumerate(names):
+        outputs = out[:, k] if out is not None else np.full(n, float(FALLBACK_OUTPUT_TOKENS))
+        lengths[m] = TokenLengths.pool(inputs, outputs, f"{workload.source} ({m})")
+    in_txt = (f"input from {workload.input_tokens_from or 'the file'}" if inp is not None
+              else f"no input lengths: {FALLBACK_INPUT_TOKENS} input tokens assumed")
+    out_txt = ("output per model from the file" if out is not None
+               else f"no output lengths: {FALLBACK_OUTPUT_TOKENS} output tokens assumed")
+    note = f"token lengths of {workload.source}: {in_txt}; {out_txt}"
     log.warning(note)
-    fixed = TokenLengths.fixed(FALLBACK_INPUT_TOKENS, FALLBACK_OUTPUT_TOKENS)
-    return dict.fromkeys(names, fixed), (note,)
+    return lengths, (note,)
 
 
 def plan_inputs(spec: Spec, source: str, spec_path: Path | None) -> PlanInputs:
@@ -124,21 +149,29 @@ def plan_inputs(spec: Spec, source: str, spec_path: Path | None) -> PlanInputs:
                       lengths=lengths, options=options, notes=notes)
 
 
-def drop_unusable(inputs: PlanInputs, unusable: Mapping[ShapeKey, str]) -> PlanInputs:
+def drop_unusable(inputs: PlanInputs, unusable: Mapping[InstanceShape, str]) -> PlanInputs:
     """Remove deployments whose instance shape cannot serve the workload (noted in the plan)."""
     options = []
+    gpu = inputs.gpu.name
     for o in inputs.options:
-        keep = tuple(d for d in o.options if (o.model, d.tp, d.share_units) not in unusable)
+        keep = tuple(d for d in o.options if shape_of(o.model, d, gpu) not in unusable)
         if not keep:
-            reasons = {v for (m, _, _), v in unusable.items() if m == o.model}
+            reasons = {v for s, v in unusable.items() if s.model == o.model}
             raise InfeasibleError(f"model {o.model!r} has no instance shape that can serve this "
                                   f"workload on {inputs.gpu.name}: {sorted(reasons)[0]}")
         options.append(ModelOptions(o.model, o.arch, keep, o.enumerated))
-    shapes = sorted(f"{m} tp{tp} {u * 10}%" for m, tp, u in unusable)
+    shapes = sorted(f"{s.model} {s.describe()}" for s in unusable)
     more = ", …" if len(shapes) > 6 else ""
-    note = (f"{len(unusable)} instance shape(s) dropped: their KV cache cannot hold the "
-            f"workload's longest request ({', '.join(shapes[:6])}{more})")
+    why = sorted({_reason_kind(v) for v in unusable.values()})
+    note = (f"{len(unusable)} instance shape(s) dropped ({'; '.join(why)}): "
+            f"{', '.join(shapes[:6])}{more}")
     return replace(inputs, options=options, notes=(*inputs.notes, note))
+
+
+def _reason_kind(reason: str) -> str:
+    if "per_model_max_ms" in reason:
+        return "slower than slo.per_model_max_ms at zero load"
+    return "KV cache cannot hold the workload's longest request"
 
 
 def _raise_does_not_fit(arch: ModelArch, gpu: GpuSpec, num_gpus: int, per_node: int,

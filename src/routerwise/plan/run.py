@@ -3,36 +3,65 @@ point behind ``routerwise plan``; file writing stays in the CLI)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from routerwise.latency.curve import LatencyCurve
-from routerwise.plan.build import Plan, build_plan
+import pandas as pd
+
+from routerwise.latency.curve import LatencyCurve, capped_at_latency
+from routerwise.plan.build import BuiltPlan, build_plan
 from routerwise.plan.inputs import PlanInputs, drop_unusable, plan_inputs
 from routerwise.plan.shapes import ShapeProfiles, shape_profiles
 from routerwise.profiles.table import ProfileTable
-from routerwise.search.curves import deployment_curve, shape_key
 from routerwise.search.evaluate import EvalContext
+from routerwise.search.resolve import setup_curves
 from routerwise.search.search import SearchConfig, search_setups
+from routerwise.search.space import shape_of
+from routerwise.spec.deployment import InstanceShape
 from routerwise.spec.spec_file import Spec
 
 
 @dataclass(frozen=True, slots=True)
 class PlanRun:
-    plan: Plan
+    built: BuiltPlan
     inputs: PlanInputs
     shapes: ShapeProfiles
     ctx: EvalContext
 
     def chosen_curves(self) -> dict[str, LatencyCurve]:
         """Each deployed model's latency curve in the chosen setup."""
-        chosen = self.plan.chosen
-        if chosen is None:
-            return {}
-        return {m: deployment_curve(self.shapes.curves[shape_key(m, d)], m, d.replicas)
-                for m, d in zip(chosen.setup.models, chosen.setup.deployments, strict=True)
-                if d is not None}
+        chosen = self.built.plan.chosen
+        return {} if chosen is None else setup_curves(self.ctx, chosen)
+
+
+def profiles_frame(shapes: ShapeProfiles) -> pd.DataFrame:
+    """Every curve the plan used, one row per point (``profiles.csv`` beside plan.json)."""
+    rows = []
+    for shape in sorted(shapes.curves):
+        curve = shapes.curves[shape]
+        for rate, value in zip(curve.rates_, curve.values_, strict=True):
+            rows.append({"model": shape.model, "gpu": shape.gpu_type, "tp": shape.tp,
+                         "mps_share": shape.mps_share, "rate_rps": float(rate),
+                         "ttft_mean_ms": float(value), "provenance": shapes.provenance[shape]})
+    return pd.DataFrame(rows, columns=["model", "gpu", "tp", "mps_share", "rate_rps",
+                                       "ttft_mean_ms", "provenance"])
+
+
+def _cap(shapes: ShapeProfiles, max_ms: float | None) -> ShapeProfiles:
+    """Apply ``slo.per_model_max_ms``: each curve ends where it reaches the bound."""
+    if max_ms is None:
+        return shapes
+    curves: dict[InstanceShape, LatencyCurve] = {}
+    unusable = dict(shapes.unusable)
+    for shape, curve in shapes.curves.items():
+        capped = capped_at_latency(curve, max_ms)
+        if capped is None:
+            unusable[shape] = (f"its mean TTFT at zero load {curve.values_[0]:.1f} ms exceeds "
+                               f"slo.per_model_max_ms {max_ms:g} ms")
+        else:
+            curves[shape] = capped
+    return replace(shapes, curves=curves, unusable=unusable)
 
 
 def make_plan(
@@ -41,18 +70,28 @@ def make_plan(
     cache_dir: Path | None = None,
     profile_progress: Callable[[int, int, str], None] | None = None,
     search_progress: Callable[[int, int], None] | None = None,
+    workload_override: Callable[[PlanInputs], PlanInputs] | None = None,
 ) -> PlanRun:
     inputs = plan_inputs(spec, source, spec_path)
-    shapes_needed = {shape_key(o.model, d) for o in inputs.options for d in o.options}
-    shapes = shape_profiles(inputs.archs, inputs.gpu, shapes_needed, inputs.lengths,
+    if workload_override is not None:
+        inputs = workload_override(inputs)
+    gpu = inputs.gpu.name
+    needed = {shape_of(o.model, d, gpu) for o in inputs.options for d in o.options}
+    shapes = shape_profiles(inputs.archs, inputs.gpu, needed, inputs.lengths,
                             supplied=supplied, cache_dir=cache_dir, progress=profile_progress)
+    shapes = _cap(shapes, spec.slo.per_model_max_ms)
     if shapes.unusable:
         inputs = drop_unusable(inputs, shapes.unusable)
-    ctx = EvalContext(models=inputs.workload.models, scores=inputs.workload.scores,
-                      shape_curves=shapes.curves, total_rps=spec.rate_rps,
-                      slo_ms=spec.slo.target_ms)
+    ctx = context(inputs, shapes.curves)
     c = spec.cluster
     search = search_setups(ctx, inputs.options, c.num_gpus, c.gpus_per_node, config,
                            progress=search_progress)
-    return PlanRun(plan=build_plan(inputs, shapes, ctx, search), inputs=inputs, shapes=shapes,
+    return PlanRun(built=build_plan(inputs, shapes, ctx, search), inputs=inputs, shapes=shapes,
                    ctx=ctx)
+
+
+def context(inputs: PlanInputs, curves: Mapping[InstanceShape, LatencyCurve]) -> EvalContext:
+    spec = inputs.spec
+    return EvalContext(models=inputs.workload.models, scores=inputs.workload.scores,
+                       shape_curves=curves, total_rps=spec.rate_rps,
+                       slo_ms=spec.slo.target_ms, gpu_type=inputs.gpu.name)

@@ -1,9 +1,10 @@
 """Latency curves for every instance shape the search needs: supplied tables first, the
 GPU-free estimator (cached on disk) for the rest.
 
-Inputs: the models' architectures, the GPU, the shapes ``(model, tp, share units)``, token
-lengths per model, optional supplied profile tables (``gpu, tp, mps_share`` columns select
-rows). Outputs: one monotone curve per shape and the provenance of each.
+Inputs: the models' architectures, the GPU, the typed instance shapes, token lengths per
+model, optional supplied profile tables (``gpu, tp, mps_share`` columns select rows).
+Outputs: one monotone curve per shape, the provenance of each, and the points behind every
+curve (written beside plan.json as ``profiles.csv``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from routerwise.errors import InfeasibleError, InputError
 from routerwise.latency.curve import LatencyCurve, fit_curve
 from routerwise.profiles.estimator import TokenLengths, estimate_profile_cached
 from routerwise.profiles.table import ProfilePoints, ProfileTable
-from routerwise.search.curves import ShapeKey
-from routerwise.search.space import SHARE_UNITS
 from routerwise.spec.catalog import GpuSpec, ModelArch
 from routerwise.spec.core import readonly
+from routerwise.spec.deployment import InstanceShape
 
 #: Requests per rate and rates per sweep for planner profiles: enough for smooth curves,
 #: cheap enough to estimate ~100 shapes in well under a minute on 2 cores.
@@ -30,14 +30,21 @@ PLAN_SWEEP_POINTS = 8
 
 Progress = Callable[[int, int, str], None]
 
+#: A profile point whose mean TTFT exceeds this multiple of the zero-load TTFT is taken to be
+#: at saturation: the queue dominates (an M/M/1 queue waits 9 service times at 90% load),
+#: the point's mean is set by how long the run lasted, and a plan must not operate there.
+#: Such points and every faster rate are dropped, so the curve (and the capacity a plan may
+#: use) ends below them.
+SATURATION_TTFT_FACTOR = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class ShapeProfiles:
-    curves: Mapping[ShapeKey, LatencyCurve]
-    provenance: Mapping[ShapeKey, str]
+    curves: Mapping[InstanceShape, LatencyCurve]
+    provenance: Mapping[InstanceShape, str]
     estimated: int
     supplied: int
-    unusable: Mapping[ShapeKey, str]  # shapes that cannot serve the workload, and why
+    unusable: Mapping[InstanceShape, str]  # shapes that cannot serve the workload, and why
 
 
 def check_supplied(table: ProfileTable) -> None:
@@ -50,15 +57,15 @@ def check_supplied(table: ProfileTable) -> None:
             "them describes one fixed deployment (use it with `routerwise route`)")
 
 
-def _supplied_points(table: ProfileTable, gpu: GpuSpec, key: ShapeKey
+def _supplied_points(table: ProfileTable, key: InstanceShape
                      ) -> tuple[ProfilePoints, str] | None:
     """The table's points for one shape (repeated rates averaged) and their provenance."""
     frame = table.frame
-    model, tp, units = key
-    rows = (frame["model"].astype(str) == model) & (frame["tp"].astype(float) == tp)
-    rows &= np.isclose(frame["mps_share"].astype(float), units / SHARE_UNITS)
+    model = key.model
+    rows = (frame["model"].astype(str) == model) & (frame["tp"].astype(float) == key.tp)
+    rows &= np.isclose(frame["mps_share"].astype(float), key.mps_share)
     if "gpu" in frame.columns:
-        rows &= frame["gpu"].astype(str).str.lower() == gpu.name.lower()
+        rows &= frame["gpu"].astype(str).str.lower() == key.gpu_type.lower()
     sub = frame[rows]
     if sub["rate_rps"].nunique() < 2:
         return None
@@ -73,8 +80,20 @@ def _supplied_points(table: ProfileTable, gpu: GpuSpec, key: ShapeKey
     return points, prov
 
 
+def below_saturation(points: ProfilePoints) -> ProfilePoints:
+    """``points`` up to (excluding) the first one at saturation (``SATURATION_TTFT_FACTOR``)."""
+    values = np.maximum.accumulate(np.asarray(points.values_ms, dtype=np.float64))
+    limit = SATURATION_TTFT_FACTOR * max(float(values[0]), 1e-9)
+    keep = int(np.searchsorted(values, limit, side="right"))
+    if keep >= len(values) or keep < 2:
+        return points  # nothing to cut, or too little left for a curve: keep as measured
+    return ProfilePoints(points.model, readonly(points.rates_rps[:keep]),
+                         readonly(points.values_ms[:keep]), points.stat,
+                         points.source_rows[:keep], points.source)
+
+
 def shape_profiles(
-    archs: Mapping[str, ModelArch], gpu: GpuSpec, shapes: Iterable[ShapeKey],
+    archs: Mapping[str, ModelArch], gpu: GpuSpec, shapes: Iterable[InstanceShape],
     lengths: Mapping[str, TokenLengths], *, supplied: Iterable[ProfileTable] = (),
     cache_dir: Path | None = None, progress: Progress | None = None,
 ) -> ShapeProfiles:
@@ -83,19 +102,19 @@ def shape_profiles(
     tables = list(supplied)
     for table in tables:
         check_supplied(table)
-    curves: dict[ShapeKey, LatencyCurve] = {}
-    provenance: dict[ShapeKey, str] = {}
+    curves: dict[InstanceShape, LatencyCurve] = {}
+    provenance: dict[InstanceShape, str] = {}
     estimated = 0
-    unusable: dict[ShapeKey, str] = {}
+    unusable: dict[InstanceShape, str] = {}
     for i, key in enumerate(wanted):
-        model, tp, units = key
-        match = next((m for t in tables if (m := _supplied_points(t, gpu, key))), None)
+        model, tp, share = key.model, key.tp, key.mps_share
+        match = next((m for t in tables if (m := _supplied_points(t, key))), None)
         if match is not None:
             points, provenance[key] = match
         else:
             try:
                 table = estimate_profile_cached(
-                    archs[model], gpu, tp, units / SHARE_UNITS, None, lengths[model],
+                    archs[model], gpu, tp, share, None, lengths[model],
                     num_requests=PLAN_REQUESTS_PER_RATE, sweep_points=PLAN_SWEEP_POINTS,
                     cache_dir=cache_dir,
                 )
@@ -107,8 +126,8 @@ def shape_profiles(
                                    points.source_rows, points.source)
             provenance[key] = "estimated"
             estimated += 1
-        curves[key] = fit_curve(points)
+        curves[key] = fit_curve(below_saturation(points))
         if progress is not None:
-            progress(i + 1, len(wanted), f"{model} tp{tp} {units * 10}%")
+            progress(i + 1, len(wanted), f"{model} {key.describe()}")
     return ShapeProfiles(curves=curves, provenance=provenance, estimated=estimated,
                          supplied=len(wanted) - estimated - len(unusable), unusable=unusable)

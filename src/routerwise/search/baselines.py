@@ -14,17 +14,17 @@ import itertools
 from collections.abc import Sequence
 
 from routerwise.search.enumerate import PlacedSetup
-from routerwise.search.placement import Instance, place_deployment
-from routerwise.search.space import SHARE_UNITS, Deployment, ModelOptions, Setup
+from routerwise.search.placement import UnitInstance, place_deployment
+from routerwise.search.space import SHARE_UNITS, DeploymentOption, ModelOptions, SetupOption
 
 BASELINES = ("equal_split", "size_proportional", "isolated", "best_single_model")
 
 
-def place(options: Sequence[ModelOptions], chosen: Sequence[Deployment | None], num_gpus: int,
+def place(options: Sequence[ModelOptions], chosen: Sequence[DeploymentOption | None], num_gpus: int,
           gpus_per_node: int) -> PlacedSetup | None:
     """Place ``chosen`` (models in decreasing size, first fit); None when it does not fit."""
     loads = [0] * num_gpus
-    placed: dict[int, tuple[Instance, ...]] = {}
+    placed: dict[int, tuple[UnitInstance, ...]] = {}
     for i in sorted(range(len(options)), key=lambda i: -options[i].arch.params_b):
         dep = chosen[i]
         if dep is None:
@@ -34,7 +34,7 @@ def place(options: Sequence[ModelOptions], chosen: Sequence[Deployment | None], 
             return None
         loads, placed[i] = res
     instances = tuple(inst for i in range(len(options)) for inst in placed.get(i, ()))
-    setup = Setup(tuple(o.model for o in options), tuple(chosen))
+    setup = SetupOption(tuple(o.model for o in options), tuple(chosen))
     return PlacedSetup(setup, instances, dominated=False)
 
 
@@ -78,7 +78,7 @@ def single_model_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per
     for i, o in enumerate(options):
         for d in o.options:
             if d.share_units == SHARE_UNITS and d.shards == num_gpus:
-                chosen: list[Deployment | None] = [None] * len(options)
+                chosen: list[DeploymentOption | None] = [None] * len(options)
                 chosen[i] = d
                 placed = place(options, chosen, num_gpus, gpus_per_node)
                 if placed is not None:

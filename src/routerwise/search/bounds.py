@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from routerwise.routing.costs import ModelCost
-from routerwise.search.space import Deployment, Setup
+from routerwise.search.space import DeploymentOption, SetupOption
 from routerwise.spec.core import FloatArray
 
 #: Absolute slack added to every bound: the chord envelope lies up to ~1e-7·τ above h.
@@ -56,14 +56,15 @@ def _vertex(cost: ModelCost, a: FloatArray, beta: float) -> np.ndarray:
 
 
 def lagrangian_bounds(
-    setups: Sequence[Setup], costs: dict[tuple[str, Deployment], ModelCost], scores: FloatArray,
+    setups: Sequence[SetupOption], costs: dict[tuple[str, DeploymentOption], ModelCost],
+    scores: FloatArray,
     alpha: FloatArray, beta: float, slo_ms: float,
 ) -> FloatArray:
     """The bound above for every setup (``-inf`` where the deployed capacity is < 1)."""
     n = len(setups)
     k = len(alpha)
     alpha = complete_prices(scores, alpha)
-    groups: dict[tuple[int, str, Deployment], list[int]] = defaultdict(list)
+    groups: dict[tuple[int, str, DeploymentOption], list[int]] = defaultdict(list)
     masks: dict[tuple[bool, ...], list[int]] = defaultdict(list)
     cap = np.zeros(n)
     for s, setup in enumerate(setups):

@@ -11,12 +11,11 @@ from collections.abc import Mapping
 
 from routerwise.latency.curve import LatencyCurve, PiecewiseLinearCurve
 from routerwise.profiles.table import ProfilePoints
-from routerwise.search.space import Deployment
 from routerwise.spec.core import readonly
+from routerwise.spec.deployment import InstanceShape
 
-#: (model name, tp, share units) → the curve of one instance of that shape.
-ShapeKey = tuple[str, int, int]
-ShapeCurves = Mapping[ShapeKey, LatencyCurve]
+#: The curve of one instance of each shape.
+ShapeCurves = Mapping[InstanceShape, LatencyCurve]
 
 
 def deployment_curve(shape: LatencyCurve, model: str, replicas: int) -> LatencyCurve:
@@ -27,6 +26,3 @@ def deployment_curve(shape: LatencyCurve, model: str, replicas: int) -> LatencyC
                            "ttft_mean_ms", (), f"<{replicas} replicas of {model}>")
     return PiecewiseLinearCurve().fit(points)
 
-
-def shape_key(model: str, dep: Deployment) -> ShapeKey:
-    return (model, dep.tp, dep.share_units)

@@ -13,16 +13,16 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from routerwise.search.placement import Instance, place_deployment
-from routerwise.search.space import SHARE_UNITS, Deployment, ModelOptions, Setup
+from routerwise.search.placement import UnitInstance, place_deployment
+from routerwise.search.space import SHARE_UNITS, DeploymentOption, ModelOptions, SetupOption
 
 
 @dataclass(frozen=True, slots=True)
 class PlacedSetup:
     """A retained setup with its placement and whether it is dominated."""
 
-    setup: Setup
-    instances: tuple[Instance, ...]
+    setup: SetupOption
+    instances: tuple[UnitInstance, ...]
     dominated: bool
 
 
@@ -38,19 +38,19 @@ def count_combinations(options: list[ModelOptions]) -> int:
     return math.prod(o.enumerated + 1 for o in options)
 
 
-Chosen = tuple[Deployment | None, ...]
+Chosen = tuple[DeploymentOption | None, ...]
 
 
 def _walk(options: list[ModelOptions], num_gpus: int, gpus_per_node: int
-          ) -> Iterator[tuple[Chosen, tuple[Instance, ...]]]:
+          ) -> Iterator[tuple[Chosen, tuple[UnitInstance, ...]]]:
     """Depth-first over per-model options, models in decreasing size, placing as it goes
     (first fit); yields every non-empty placeable combination with its instances."""
     order = sorted(range(len(options)), key=lambda i: -options[i].arch.params_b)
     names = tuple(o.model for o in options)
-    chosen: list[Deployment | None] = [None] * len(options)
-    placed: list[tuple[Instance, ...]] = [()] * len(options)
+    chosen: list[DeploymentOption | None] = [None] * len(options)
+    placed: list[tuple[UnitInstance, ...]] = [()] * len(options)
 
-    def walk(depth: int, loads: list[int]) -> Iterator[tuple[Chosen, tuple[Instance, ...]]]:
+    def walk(depth: int, loads: list[int]) -> Iterator[tuple[Chosen, tuple[UnitInstance, ...]]]:
         if depth == len(order):
             if any(d is not None for d in chosen):
                 yield tuple(chosen), tuple(x for i in range(len(options)) for x in placed[i])
@@ -72,19 +72,19 @@ def _walk(options: list[ModelOptions], num_gpus: int, gpus_per_node: int
     yield from walk(0, [0] * num_gpus)
 
 
-def _upgrades(chosen: Chosen, options: list[ModelOptions], allowed: list[set[Deployment]],
+def _upgrades(chosen: Chosen, options: list[ModelOptions], allowed: list[set[DeploymentOption]],
               num_gpus: int) -> Iterator[Chosen]:
     """Setups that differ from ``chosen`` by one step that can only help: one more share
     unit or one more replica for a model, or an undeployed model added."""
     for i, dep in enumerate(chosen):
-        steps: list[Deployment] = []
+        steps: list[DeploymentOption] = []
         if dep is None:
             steps = list(options[i].options)
         else:
             if dep.share_units < SHARE_UNITS:
-                steps.append(Deployment(dep.tp, dep.share_units + 1, dep.replicas))
+                steps.append(DeploymentOption(dep.tp, dep.share_units + 1, dep.replicas))
             if dep.tp * (dep.replicas + 1) <= num_gpus:
-                steps.append(Deployment(dep.tp, dep.share_units, dep.replicas + 1))
+                steps.append(DeploymentOption(dep.tp, dep.share_units, dep.replicas + 1))
         for step in steps:
             if step in allowed[i]:
                 yield (*chosen[:i], step, *chosen[i + 1:])
@@ -107,4 +107,4 @@ def enumerate_setups(options: list[ModelOptions], num_gpus: int, gpus_per_node: 
         dominated = any(up in retained for up in _upgrades(chosen, options, allowed, num_gpus))
         counts.retained += 1
         counts.dominated += dominated
-        yield PlacedSetup(Setup(names, chosen), instances, dominated)
+        yield PlacedSetup(SetupOption(names, chosen), instances, dominated)

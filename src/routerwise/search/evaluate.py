@@ -17,8 +17,8 @@ from routerwise.routing.costs import ModelCost, build_cost
 from routerwise.routing.dual import Hint, solve_dual
 from routerwise.routing.problem import RoutingProblem, RoutingResult
 from routerwise.routing.reachable import envelope_floor_ms
-from routerwise.search.curves import ShapeCurves, deployment_curve, shape_key
-from routerwise.search.space import Deployment, Setup
+from routerwise.search.curves import ShapeCurves, deployment_curve
+from routerwise.search.space import DeploymentOption, SetupOption, shape_of
 from routerwise.spec.core import FloatArray
 
 
@@ -31,6 +31,7 @@ class EvalContext:
     shape_curves: ShapeCurves
     total_rps: float
     slo_ms: float
+    gpu_type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,19 +55,19 @@ class Evaluator:
     """Evaluates setups of one context, caching each deployment's cost function."""
 
     ctx: EvalContext
-    costs: dict[tuple[str, Deployment], ModelCost] = field(default_factory=dict)
+    costs: dict[tuple[str, DeploymentOption], ModelCost] = field(default_factory=dict)
     #: last solution per set of deployed models: a warm start for the next similar setup
     _hints: dict[tuple[int, ...], Hint] = field(default_factory=dict)
 
-    def cost(self, model: str, dep: Deployment) -> ModelCost:
+    def cost(self, model: str, dep: DeploymentOption) -> ModelCost:
         key = (model, dep)
         if key not in self.costs:
-            curve = deployment_curve(self.ctx.shape_curves[shape_key(model, dep)], model,
-                                     dep.replicas)
+            shape = shape_of(model, dep, self.ctx.gpu_type)
+            curve = deployment_curve(self.ctx.shape_curves[shape], model, dep.replicas)
             self.costs[key] = build_cost(curve, model, self.ctx.total_rps, self.ctx.slo_ms)
         return self.costs[key]
 
-    def problem(self, setup: Setup) -> tuple[RoutingProblem, list[ModelCost], list[int]]:
+    def problem(self, setup: SetupOption) -> tuple[RoutingProblem, list[ModelCost], list[int]]:
         idx = [k for k, d in enumerate(setup.deployments) if d is not None]
         costs = [self.cost(setup.models[k], d) for k, d in enumerate(setup.deployments)
                  if d is not None]
@@ -79,13 +80,14 @@ class Evaluator:
         )
         return problem, costs, idx
 
-    def lowest_fleet_ms(self, setup: Setup) -> float:
+    def lowest_fleet_ms(self, setup: SetupOption) -> float:
         """Lowest mean TTFT any routing reaches on this setup (envelope water-filling)."""
         costs = [self.cost(setup.models[k], d) for k, d in enumerate(setup.deployments)
                  if d is not None]
         return envelope_floor_ms(costs)
 
-    def solve(self, setup: Setup, hint: Hint | None = None) -> tuple[RoutingResult, list[int]]:
+    def solve(self, setup: SetupOption, hint: Hint | None = None
+              ) -> tuple[RoutingResult, list[int]]:
         problem, costs, idx = self.problem(setup)
         key = tuple(idx)
         result = solve_dual(problem, costs=costs, hint=hint or self._hints.get(key))
@@ -93,7 +95,7 @@ class Evaluator:
             self._hints[key] = Hint(alpha=result.prices, beta=result.multiplier)
         return result, idx
 
-    def evaluate(self, index: int, setup: Setup) -> Outcome:
+    def evaluate(self, index: int, setup: SetupOption) -> Outcome:
         k = len(self.ctx.models)
         lowest = self.lowest_fleet_ms(setup)
         if lowest > self.ctx.slo_ms:
@@ -125,7 +127,7 @@ def init_worker(ctx: EvalContext) -> None:
     _WORKER = Evaluator(ctx)
 
 
-def evaluate_batch(batch: Sequence[tuple[int, Setup]]) -> list[Outcome]:
+def evaluate_batch(batch: Sequence[tuple[int, SetupOption]]) -> list[Outcome]:
     """Pool task: evaluate a batch of (index, setup) with this worker's evaluator."""
     assert _WORKER is not None, "init_worker was not called in this process"
     return [_WORKER.evaluate(i, s) for i, s in batch]

@@ -14,9 +14,9 @@ from typing import Protocol
 
 from routerwise.errors import InputError
 from routerwise.search.evaluate import EvalContext, Evaluator, Outcome, evaluate_batch, init_worker
-from routerwise.search.space import Setup
+from routerwise.search.space import SetupOption
 
-Batch = Sequence[tuple[int, Setup]]
+Batch = Sequence[tuple[int, SetupOption]]
 
 
 class Executor(Protocol):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from routerwise.search.space import SHARE_UNITS, Deployment
+from routerwise.search.space import SHARE_UNITS, DeploymentOption, SetupOption, deployment_of
+from routerwise.spec.deployment import Instance, Setup
 
 
 @dataclass(frozen=True, slots=True)
-class Instance:
+class UnitInstance:
     """One placed instance: ``tp`` GPUs, each giving ``share_units`` tenths."""
 
     model: str
@@ -22,12 +23,12 @@ class Instance:
     gpu_ids: tuple[int, ...]
 
 
-def place_deployment(loads: list[int], model: str, dep: Deployment, gpus_per_node: int
-                     ) -> tuple[list[int], tuple[Instance, ...]] | None:
+def place_deployment(loads: list[int], model: str, dep: DeploymentOption, gpus_per_node: int
+                     ) -> tuple[list[int], tuple[UnitInstance, ...]] | None:
     """First-fit the instances of ``dep`` onto GPUs; new loads and instances, or None."""
     new = loads.copy()
     used: set[int] = set()
-    placed: list[Instance] = []
+    placed: list[UnitInstance] = []
     num_gpus = len(loads)
     for _ in range(dep.replicas):
         group: list[int] | None = None
@@ -42,5 +43,15 @@ def place_deployment(loads: list[int], model: str, dep: Deployment, gpus_per_nod
         for g in group:
             new[g] += dep.share_units
             used.add(g)
-        placed.append(Instance(model, dep.tp, dep.share_units, tuple(group)))
+        placed.append(UnitInstance(model, dep.tp, dep.share_units, tuple(group)))
     return new, tuple(placed)
+
+
+def typed_setup(option: SetupOption, instances: tuple[UnitInstance, ...], gpu_type: str
+                ) -> Setup:
+    """The spec's typed setup (shares as fractions) of a placed setup option."""
+    deployments = tuple(deployment_of(m, d, gpu_type)
+                        for m, d in zip(option.models, option.deployments, strict=True) if d)
+    placed = tuple(Instance(i.model, gpu_type, i.tp, i.share_units / SHARE_UNITS, i.gpu_ids)
+                   for i in instances)
+    return Setup(deployments, placed)

@@ -26,8 +26,9 @@ from routerwise.search.bounds import BOUND_SLACK, lagrangian_bounds
 from routerwise.search.enumerate import EnumerationCounts, PlacedSetup, enumerate_setups
 from routerwise.search.evaluate import EvalContext, Evaluator, Outcome
 from routerwise.search.executors import Batch, make_executor
-from routerwise.search.placement import Instance
-from routerwise.search.space import ModelOptions, Setup
+from routerwise.search.placement import typed_setup
+from routerwise.search.space import ModelOptions
+from routerwise.spec.deployment import Setup
 
 Status = Literal["feasible", "infeasible", "pruned_bound", "sampled_out"]
 Progress = Callable[[int, int], None]
@@ -39,7 +40,6 @@ class Candidate:
 
     index: int
     setup: Setup
-    instances: tuple[Instance, ...]
     status: Status
     reason: str
     quality: float = math.nan
@@ -50,6 +50,7 @@ class Candidate:
     baselines: tuple[str, ...] = ()  # the baselines this setup stands for
     convexified: bool = False
     multiplier: float = math.nan  # the SLO's multiplier β at the solution
+    lowest_ttft_ms: float = math.nan  # lowest fleet mean TTFT any routing reaches (inf: over)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,23 +73,26 @@ class SearchResult:
     seconds: float
     sampled: int
     over_capacity: int = 0  # non-dominated setups whose capacity is below the rate (unsolved)
+    non_dominated: int = 0  # = evaluated + pruned + over_capacity
+    baselines_evaluated: int = 0  # baseline setups solved (counted apart)
 
 
-def _candidate(ps: PlacedSetup, index: int, out: Outcome | None, bound: float,
+def _candidate(ps: PlacedSetup, gpu_type: str, index: int, out: Outcome | None, bound: float,
                ceiling_hit: bool, baselines: tuple[str, ...] = ()) -> Candidate:
+    setup = typed_setup(ps.setup, ps.instances, gpu_type)
     if out is None:
         if bound == -math.inf:
-            return Candidate(index, ps.setup, ps.instances, "infeasible",
-                             "rate exceeds its capacity", upper_bound=bound, baselines=baselines)
+            return Candidate(index, setup, "infeasible", "rate exceeds its capacity",
+                             upper_bound=bound, baselines=baselines, lowest_ttft_ms=math.inf)
         why = (f"upper bound {bound:.4f} cannot beat the best found" if not ceiling_hit
                else "not evaluated: the best plan already routes every prompt to its best model")
-        return Candidate(index, ps.setup, ps.instances, "pruned_bound", why, upper_bound=bound,
+        return Candidate(index, setup, "pruned_bound", why, upper_bound=bound,
                          baselines=baselines)
-    return Candidate(index, ps.setup, ps.instances, "feasible" if out.feasible else "infeasible",
+    return Candidate(index, setup, "feasible" if out.feasible else "infeasible",
                      out.reason, quality=out.quality, fleet_ttft_ms=out.fleet_ttft_ms,
                      upper_bound=bound, fractions=out.fractions, prices=out.prices,
                      baselines=baselines, convexified=out.convexified,
-                     multiplier=out.multiplier)
+                     multiplier=out.multiplier, lowest_ttft_ms=out.lowest_ttft_ms)
 
 
 def search_setups(
@@ -110,10 +114,11 @@ def search_setups(
     outcomes: dict[int, Outcome] = {}
     executor = make_executor(config.executor, ctx, config.workers)
     done = 0
-    total = len(everything)
+    total = 0  # setups scheduled so far: the bar's total grows as the search decides
 
     def run(indices: Sequence[int]) -> None:
-        nonlocal done
+        nonlocal done, total
+        total += len(indices)
         batches: list[Batch] = [
             [(i, everything[i].setup) for i in indices[k:k + config.batch_size]]
             for k in range(0, len(indices), config.batch_size)]
@@ -132,11 +137,10 @@ def search_setups(
         rest = [i for i in range(n_seed, n_seed + n_pool) if i not in outcomes]
         bounds, ceiling_hit = _branch_and_bound(ctx, everything, outcomes, rest, run,
                                                 config.batch_size * 4)
-        total = done
     finally:
         executor.close()
     candidates = [
-        _candidate(ps, i, outcomes.get(i), float(bounds[i]), ceiling_hit, tags[i])
+        _candidate(ps, ctx.gpu_type, i, outcomes.get(i), float(bounds[i]), ceiling_hit, tags[i])
         for i, ps in enumerate(everything)]
     evaluated = sum(1 for i in outcomes if n_seed <= i < n_seed + n_pool)
     over_capacity = sum(1 for i in range(n_seed, n_seed + n_pool)
@@ -146,7 +150,7 @@ def search_setups(
         dominated=counts.dominated, evaluated=evaluated,
         pruned=n_pool - evaluated - over_capacity,
         seconds=time.perf_counter() - start, sampled=len(everything) - n_seed - n_pool,
-        over_capacity=over_capacity,
+        over_capacity=over_capacity, non_dominated=n_pool, baselines_evaluated=n_seed,
     )
 
 
@@ -228,4 +232,8 @@ def best_candidate(candidates: Sequence[Candidate]) -> Candidate | None:
     feasible = [c for c in candidates if c.status == "feasible"]
     if not feasible:
         return None
-    return max(feasible, key=lambda c: (round(c.quality, 12), -c.setup.units))
+    return max(feasible, key=lambda c: (round(c.quality, 12), -_gpu_share(c.setup)))
+
+
+def _gpu_share(setup: Setup) -> float:
+    return sum(d.gpu_share for d in setup.deployments)

@@ -1,8 +1,11 @@
 """The search space: per-model deployment options and setups built from them.
 
-A *deployment* of one model is ``replicas`` identical instances of shape ``(tp, share)``;
-``share`` is an MPS compute share counted in tenths of a GPU (``share_units`` 1..10), the
-grid DESIGN.md §2 searches. A *setup* picks one deployment (or none) per model.
+Internal to the search: a *deployment option* of one model is ``replicas`` identical
+instances of shape ``(tp, share)`` where ``share`` is an MPS compute share counted in tenths
+of a GPU (``share_units`` 1..10), the grid the search walks; a *setup option* picks one
+deployment option (or none) per model. These compact integer units never leave the search:
+:func:`to_setup` turns a placed option into the spec's typed :class:`Setup` (shares as
+fractions) and :func:`option_of` turns a typed setup back.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from dataclasses import dataclass
 from routerwise.errors import InputError
 from routerwise.profiles.memory import fits
 from routerwise.spec.catalog import GpuSpec, ModelArch, valid_tps
+from routerwise.spec.deployment import Deployment, InstanceShape, Setup
 
 SHARE_UNITS = 10  # a GPU is 10 units of 10% each
 TP_CHOICES = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class Deployment:
+class DeploymentOption:
     """``replicas`` instances of ``tp`` GPUs each, every shard at ``share_units`` tenths."""
 
     tp: int
@@ -56,7 +60,7 @@ class ModelOptions:
 
     model: str
     arch: ModelArch
-    options: tuple[Deployment, ...]
+    options: tuple[DeploymentOption, ...]
     enumerated: int  # including shapes that do not fit in memory
 
 
@@ -68,7 +72,7 @@ def model_options(name: str, arch: ModelArch, gpu: GpuSpec, num_gpus: int, gpus_
     a node.
     """
     tps = [tp for tp in valid_tps(arch, max_tp=min(max_tp, 8)) if tp <= gpus_per_node]
-    opts: list[Deployment] = []
+    opts: list[DeploymentOption] = []
     enumerated = 0
     for tp in tps:
         for units in range(1, SHARE_UNITS + 1):
@@ -76,16 +80,16 @@ def model_options(name: str, arch: ModelArch, gpu: GpuSpec, num_gpus: int, gpus_
             enumerated += reps
             if not fits(arch, gpu, tp, units / SHARE_UNITS):
                 continue
-            opts.extend(Deployment(tp, units, r) for r in range(1, reps + 1))
+            opts.extend(DeploymentOption(tp, units, r) for r in range(1, reps + 1))
     return ModelOptions(model=name, arch=arch, options=tuple(opts), enumerated=enumerated)
 
 
 @dataclass(frozen=True, slots=True)
-class Setup:
+class SetupOption:
     """One deployment (or ``None``: not deployed) per model, in the spec's model order."""
 
     models: tuple[str, ...]
-    deployments: tuple[Deployment | None, ...]
+    deployments: tuple[DeploymentOption | None, ...]
 
     @property
     def deployed(self) -> tuple[str, ...]:
@@ -98,3 +102,30 @@ class Setup:
     def describe(self) -> str:
         return ", ".join(f"{m}: {d.describe() if d else '—'}"
                          for m, d in zip(self.models, self.deployments, strict=True))
+
+
+def shape_of(model: str, dep: DeploymentOption, gpu_type: str) -> InstanceShape:
+    """The typed instance shape of one option (share as a fraction)."""
+    return InstanceShape(model, gpu_type, dep.tp, dep.mps_share)
+
+
+def deployment_of(model: str, dep: DeploymentOption, gpu_type: str) -> Deployment:
+    return Deployment(model, gpu_type, dep.tp, dep.mps_share, dep.replicas)
+
+
+def option_from(dep: Deployment) -> DeploymentOption:
+    """A typed deployment on the search's grid (its share must be a multiple of 10%)."""
+    units = round(dep.mps_share * SHARE_UNITS)
+    if abs(units - dep.mps_share * SHARE_UNITS) > 1e-6:
+        raise InputError(f"{dep.model}: mps_share={dep.mps_share:g} is not on the search's "
+                         f"grid of 1/{SHARE_UNITS} steps")
+    return DeploymentOption(dep.tp, units, dep.replicas)
+
+
+def option_of(setup: Setup, models: tuple[str, ...]) -> SetupOption:
+    """The setup option of a typed setup, over ``models`` (absent ones not deployed)."""
+    unknown = [m for m in setup.models if m not in models]
+    if unknown:
+        raise InputError(f"setup deploys model(s) {unknown} that are not among {list(models)}")
+    deps = tuple(None if (d := setup.deployment(m)) is None else option_from(d) for m in models)
+    return SetupOption(models, deps)

@@ -136,7 +136,12 @@ class SloSpec(_Edge):
     stat: Literal["mean", "p50", "p90", "p99"] = Field(
         default="mean", description="Statistic of the metric over requests (fleet-wide)."
     )
-    target_ms: float = Field(gt=0, description="Target value of the statistic in ms.")
+    target_ms: float = Field(gt=0, allow_inf_nan=False,
+                             description="Target value of the statistic in ms.")
+    per_model_max_ms: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="Optional bound on every deployed model's own mean TTFT in ms (a model "
+        "then takes only the load its curve serves within it).")
 
 
 class Spec(_Edge):
@@ -146,7 +151,8 @@ class Spec(_Edge):
     cluster: ClusterSpec = Field(description="The GPU cluster.")
     models: tuple[ModelEntry, ...] = Field(min_length=1, description="Models to serve.")
     workload: WorkloadRef = Field(description="The prompts (scores and token lengths).")
-    rate_rps: float = Field(gt=0, description="Total arrival rate in requests/s.")
+    rate_rps: float = Field(gt=0, allow_inf_nan=False,
+                            description="Total arrival rate in requests/s.")
     slo: SloSpec = Field(description="The latency SLO.")
 
     @field_validator("models")

@@ -24,7 +24,6 @@ import numpy as np
 from routerwise.errors import InputError
 from routerwise.spec.core import FloatArray, Provenance
 
-
 #: What a workload's ``scores`` are (module docstring).
 ScoreSource = Literal["oracle", "predicted", "derived"]
 
