@@ -62,6 +62,7 @@ def check_contract(plan: Plan, tmp: Path) -> None:
     assert load_plan(path) == plan
 
 
+@pytest.mark.slow  # ~4 minutes: six plans with cold-cache profiles
 @pytest.mark.parametrize("scenario", ["paper-a100-3m", "paper-a100-4m", "h100-mixed"])
 def test_plan_beats_baselines_and_meets_slo(scenario: str, profile_cache: Path,
                                             tmp_path: Path) -> None:

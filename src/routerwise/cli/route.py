@@ -3,32 +3,51 @@
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 import typer
 from rich.table import Table
 
-from routerwise.cli._common import atomic_path, console, err_console, print_json, run_or_exit
+from routerwise.cli._common import (
+    atomic_path,
+    check_out_file,
+    console,
+    err_console,
+    print_json,
+    run_or_exit,
+)
 from routerwise.errors import InputError
+from routerwise.plan.reroute import reroute_plan
 from routerwise.profiles.table import load_profiles
 from routerwise.routing.inputs import build_problem
-from routerwise.routing.problem import RoutingProblem, RoutingResult
+from routerwise.routing.problem import RoutingProblem, RoutingResult, SloScope
 from routerwise.routing.report import assignments_frame, route_payload
 from routerwise.routing.solvers import solve
 from routerwise.spec.scores_io import load_scores
+from routerwise.spec.workload import Workload
 
 log = logging.getLogger(__name__)
 
 
 def route(
-    scores: Path = typer.Option(..., "--scores", metavar="FILE", help="CSV/Parquet: prompt_id + "
-                                "one score column per model (in [0, 1])."),
-    profiles: Path = typer.Option(..., "--profiles", metavar="FILE",
-                                  help="CSV: model, rate_rps, ttft_mean_ms."),
-    rate_rps: float = typer.Option(..., "--rate-rps", metavar="R",
-                                   help="Total arrival rate (requests/s)."),
-    slo_ms: float = typer.Option(..., "--slo-ms", metavar="MS", help="Mean TTFT target (ms)."),
+    scores: Path | None = typer.Option(
+        None, "--scores", metavar="FILE", help="Workload: CSV/Parquet with prompt_id + one score "
+        "column per model in [0, 1] (with --plan: any workload format)."),
+    profiles: Path | None = typer.Option(None, "--profiles", metavar="FILE",
+                                         help="CSV: model, rate_rps, ttft_mean_ms (one shape "
+                                         "per model)."),
+    plan_path: Path | None = typer.Option(
+        None, "--plan", metavar="PLAN", help="Re-route a plan's setup (plan.json or its "
+        "directory; curves from its profiles.csv) instead of --profiles."),
+    rate_rps: float | None = typer.Option(None, "--rate-rps", metavar="R",
+                                          help="Total arrival rate (requests/s); with --plan "
+                                          "defaults to the plan's."),
+    slo_ms: float | None = typer.Option(None, "--slo-ms", metavar="MS",
+                                        help="Mean TTFT target (ms); with --plan defaults to "
+                                        "the plan's."),
     solver: Literal["dual", "exact"] = typer.Option(
         "dual", "--solver", metavar="[dual|exact]", help="dual (fast prices) or exact (HiGHS LP)."),
     slo_scope: Literal["fleet", "per-model"] = typer.Option(
@@ -43,31 +62,73 @@ def route(
         raise typer.BadParameter(f"--solver {solver!r}: expected dual or exact")
     if slo_scope not in ("fleet", "per-model"):
         raise typer.BadParameter(f"--slo-scope {slo_scope!r}: expected fleet or per-model")
-    if assignments_out is not None and assignments_out.suffix.lower() != ".csv":
-        run_or_exit(lambda: _raise(f"--assignments-out {assignments_out}: must end in .csv"))
+    if assignments_out is not None:
+        run_or_exit(lambda: check_out_file(assignments_out, "--assignments-out", (".csv",)))
     scope: Literal["fleet", "per-model"] = "fleet" if slo_scope == "fleet" else "per-model"
-    workload = run_or_exit(lambda: load_scores(scores))
-    table = run_or_exit(lambda: load_profiles(profiles))
-    problem, adjustments = run_or_exit(
-        lambda: build_problem(workload, table, rate_rps, slo_ms, scope=scope))
+    run_or_exit(lambda: _check_inputs(scores, profiles, plan_path, rate_rps, slo_ms))
+    problem, workload, warnings, latency_inputs = run_or_exit(
+        lambda: _problem(scores, profiles, plan_path, rate_rps, slo_ms, scope))
     result = solve(problem, solver)
-    warnings = [f"latency decreases with rate; made monotone: {a.describe()}"
-                for a in adjustments]
     if result.feasible and assignments_out is not None and result.shares is not None:
         frame = assignments_frame(workload.prompt_ids, problem.models, result.shares)
         with atomic_path(assignments_out) as tmp:
             frame.to_csv(tmp, index=False)
-    latency_inputs = (sorted(set(table.frame["provenance"].astype(str)))
-                      if "provenance" in table.frame.columns else ["measured"])
-    inputs = {"scores_input": workload.provenance, "latency_input": latency_inputs}
+    inputs = {"scores_input": workload.provenance, "scores": workload.score_source,
+              "latency_input": latency_inputs}
+    if workload.is_oracle:
+        warnings.append("the scores are outcome labels: this routing is an ORACLE (an upper "
+                        "bound no deployment reaches), not a prediction")
     if as_json:
-        print_json(route_payload(problem, result, warnings, inputs))
+        payload = route_payload(problem, result, warnings, inputs)
+        if result.feasible and result.shares is not None and workload.truth is not None \
+                and not workload.is_oracle:
+            payload["quality_truth"] = float((workload.truth * result.shares).sum()
+                                             / workload.num_prompts)
+        print_json(payload)
     else:
+        for w in warnings:
+            err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
         _render(problem, result)
     if not result.feasible:
         if not as_json:
             err_console.print(f"[bold red]{result.message}[/]", highlight=False)
         raise typer.Exit(2)
+
+
+def _problem(scores: Path | None, profiles: Path | None, plan_path: Path | None,
+             rate_rps: float | None, slo_ms: float | None, scope: SloScope
+             ) -> tuple[RoutingProblem, Workload, list[str], list[str]]:
+    """The routing problem from a plan, or from a score file and a profile table."""
+    if plan_path is not None:
+        rerouted = reroute_plan(plan_path, rate_rps=rate_rps, slo_ms=slo_ms, scores=scores)
+        return (replace(rerouted.problem, scope=scope), rerouted.workload, [],
+                list(rerouted.latency_provenance))
+    assert scores is not None and profiles is not None
+    assert rate_rps is not None and slo_ms is not None
+    workload = load_scores(scores)
+    table = load_profiles(profiles)
+    problem, adjustments = build_problem(workload, table, rate_rps, slo_ms, scope=scope)
+    warnings = [f"latency decreases with rate; made monotone: {a.describe()}"
+                for a in adjustments]
+    latency_inputs = (sorted(set(table.frame["provenance"].astype(str)))
+                      if "provenance" in table.frame.columns else ["measured"])
+    return problem, workload, warnings, latency_inputs
+
+
+def _check_inputs(scores: Path | None, profiles: Path | None, plan: Path | None,
+                  rate_rps: float | None, slo_ms: float | None) -> None:
+    """Which inputs go together; numbers must be positive and finite."""
+    if plan is not None and profiles is not None:
+        raise InputError("give --plan or --profiles, not both (a plan carries its curves)")
+    if plan is None:
+        missing = [flag for flag, v in (("--scores", scores), ("--profiles", profiles),
+                                        ("--rate-rps", rate_rps), ("--slo-ms", slo_ms))
+                   if v is None]
+        if missing:
+            raise InputError(f"missing {', '.join(missing)} (or give --plan PLAN.json)")
+    for flag, value in (("--rate-rps", rate_rps), ("--slo-ms", slo_ms)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(f"{flag} {value!r}: must be a positive, finite number")
 
 
 def _raise(message: str) -> None:

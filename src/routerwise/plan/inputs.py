@@ -73,7 +73,7 @@ def resolve_spec(scenario: str | None, spec_path: Path | None, rate_rps: float |
     return spec, scenario or str(spec_path), spec_path
 
 
-def _workload(spec: Spec, spec_path: Path | None) -> Workload:
+def spec_workload(spec: Spec, spec_path: Path | None) -> Workload:
     ref = spec.workload
     where = f"{spec_path or spec.name}: workload"
     if ref.builtin is not None:
@@ -90,7 +90,7 @@ def _workload(spec: Spec, spec_path: Path | None) -> Workload:
     return workload
 
 
-def _restrict(spec: Spec, workload: Workload, where: str) -> Workload:
+def restrict_workload(spec: Spec, workload: Workload, where: str) -> Workload:
     names = tuple(m.name for m in spec.models)
     missing = [m for m in names if m not in workload.models]
     if missing:
@@ -137,7 +137,7 @@ def plan_inputs(spec: Spec, source: str, spec_path: Path | None) -> PlanInputs:
                         f"stat: mean); got metric={spec.slo.metric}, stat={spec.slo.stat}")
     gpu = get_gpu(spec.cluster.gpu_type)
     archs = {m.name: m.to_arch() for m in spec.models}
-    workload = _restrict(spec, _workload(spec, spec_path), where)
+    workload = restrict_workload(spec, spec_workload(spec, spec_path), where)
     lengths, notes = _lengths(workload, tuple(archs))
     c = spec.cluster
     options = [model_options(m.name, archs[m.name], gpu, c.num_gpus, c.gpus_per_node,

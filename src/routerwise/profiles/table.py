@@ -30,6 +30,8 @@ STAT_COLUMNS = (
     "e2e_mean_ms",
 )
 MIN_POINTS = 2
+#: Columns that name the instance shape a row was measured on.
+SHAPE_COLUMNS = ("gpu", "tp", "mps_share")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ class ProfileTable:
         if sub.empty:
             raise InputError(
                 f"{self.source}: no profile rows for model {model!r}; have {self.models}")
+        self._check_one_shape(sub, model)
         sub = sub[sub[stat].notna()]
         grouped = sub.groupby("rate_rps", sort=True)[stat]
         counts = grouped.size()
@@ -98,6 +101,34 @@ class ProfileTable:
             source_rows=rows,
             source=self.source,
         )
+
+    def _check_one_shape(self, sub: pd.DataFrame, model: str) -> None:
+        """A model's rows must describe one instance shape: a curve never mixes shapes."""
+        cols = [c for c in SHAPE_COLUMNS if c in sub.columns]
+        if not cols:
+            return
+        keys = sub[cols].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in
+                                                               zip(cols, r, strict=True)), axis=1)
+        shapes = list(dict.fromkeys(keys))
+        if len(shapes) > 1:
+            rows = {k: [file_row(int(i)) for i in keys.index[keys == k][:3]] for k in shapes}
+            listing = "; ".join(f"{k} (rows {r})" for k, r in rows.items())
+            raise InputError(
+                f"{self.source}: model {model!r} has rows of {len(shapes)} instance shapes "
+                f"({listing}); a curve belongs to one deployment shape: keep one shape per "
+                "model (or give the planner the table with `routerwise plan --profiles`)")
+
+    def select_shape(self, model: str, gpu: str, tp: int, mps_share: float) -> ProfileTable:
+        """The rows of one instance shape (columns a table lacks are not filtered on)."""
+        f = self.frame
+        rows = f["model"].astype(str) == model
+        if "gpu" in f.columns:
+            rows &= f["gpu"].astype(str).str.lower() == gpu.lower()
+        if "tp" in f.columns:
+            rows &= f["tp"].astype(float) == tp
+        if "mps_share" in f.columns:
+            rows &= np.isclose(f["mps_share"].astype(float), mps_share)
+        return ProfileTable(frame=f[rows], source=self.source)
 
     def to_csv(self, path: Path) -> None:
         self.frame.to_csv(path, index=False)
