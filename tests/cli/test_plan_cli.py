@@ -178,8 +178,14 @@ def test_real_llmrouter_workload(tmp_path: Path) -> None:
     doc = json.loads(stdout)
     assert doc["provenance"]["workload"] == "measured"
     assert doc["inputs"]["num_prompts"] == 500
-    assert any("no token lengths" in n for n in doc["provenance"]["notes"])
-    assert doc["quality"]["truth"] is not None
+    notes = " ".join(doc["provenance"]["notes"])
+    assert "input from prompt text, characters / 4" in notes
+    assert "no output lengths: 256 output tokens assumed" in notes
+    # the file's scores are outcome labels: an oracle, never called a prediction
+    assert doc["quality"]["score_source"] == "oracle"
+    assert doc["provenance"]["scores"] == "oracle"
+    assert doc["quality"]["truth"] is None
+    assert "ORACLE" in doc["quality"]["note"]
 
 
 @pytest.mark.usefixtures("profile_cache")
@@ -199,8 +205,11 @@ def test_supplied_profiles_replace_estimates(tmp_path: Path) -> None:
                                 "--executor", "serial")
     assert code == 0, stderr
     doc = json.loads(stdout)
-    assert doc["provenance"]["profiles"]["supplied"] == 1
+    assert doc["provenance"]["profiles"]["measured"] == 1
     assert doc["provenance"]["latency"] == ["estimated", "measured"]
+    used = pd.read_csv(tmp_path / "o" / "profiles.csv")
+    small = used[(used["model"] == "small") & (used["tp"] == 1) & (used["mps_share"] == 1.0)]
+    assert set(small["provenance"]) == {"measured"}
 
 
 def test_supplied_profiles_need_their_shape(tmp_path: Path) -> None:
@@ -212,3 +221,129 @@ def test_supplied_profiles_need_their_shape(tmp_path: Path) -> None:
                            "--profiles", str(table))
     assert code == 1
     assert "need columns ['tp', 'mps_share']" in " ".join(stderr.split())
+
+
+def write_wide(tmp: Path, *, pred: bool = False, prompt_text: bool = True) -> Path:
+    """A wide score file with prompt text and per-model output lengths, no input_tokens."""
+    n = 120
+    frame = pd.DataFrame({"prompt_id": [f"p{i}" for i in range(n)],
+                          "small": [float(i % 2) for i in range(n)],
+                          "large": [float(i % 3 != 0) for i in range(n)]})
+    if prompt_text:
+        frame["prompt"] = ["x" * (400 + 4 * i) for i in range(n)]  # 100..219 tokens
+    for m in ("small", "large"):
+        frame[f"output_tokens:{m}"] = 90 if m == "small" else 140
+    if pred:
+        frame["pred:small"] = 0.45
+        frame["pred:large"] = 0.6
+    frame.to_csv(tmp / "scores.csv", index=False)
+    return tmp / "scores.csv"
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_token_lengths_come_from_the_file(tmp_path: Path) -> None:
+    """Regression: output_tokens:<model> + prompt text and no input_tokens was planned with
+    512/256 tokens and a note that the file 'has no token lengths'."""
+    write_wide(tmp_path)
+    code, stdout, stderr = plan("--spec", str(write_spec(tmp_path)), "--out",
+                                str(tmp_path / "o"), "--json", "--executor", "serial")
+    assert code == 0, stderr
+    notes = " ".join(json.loads(stdout)["provenance"]["notes"])
+    assert "no token lengths" not in notes
+    assert "input from prompt text, characters / 4" in notes
+    assert "output per model from the file" in notes
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_predictions_beside_labels_report_truth(tmp_path: Path) -> None:
+    """pred:<model> columns: the routing is solved on predictions and scored on the labels."""
+    write_wide(tmp_path, pred=True)
+    code, stdout, stderr = plan("--spec", str(write_spec(tmp_path)), "--out",
+                                str(tmp_path / "o"), "--json", "--executor", "serial")
+    assert code == 0, stderr
+    q = json.loads(stdout)["quality"]
+    assert q["score_source"] == "predicted"
+    assert q["truth"] is not None and q["truth"] != q["predicted"]
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_num_prompts_samples_a_file_workload(tmp_path: Path) -> None:
+    write_wide(tmp_path)
+    spec = write_spec(tmp_path, workload="{path: scores.csv, num_prompts: 50, seed: 3}")
+    code, stdout, stderr = plan("--spec", str(spec), "--out", str(tmp_path / "o"), "--json",
+                                "--executor", "serial")
+    assert code == 0, stderr
+    assert json.loads(stdout)["inputs"]["num_prompts"] == 50
+
+
+@pytest.mark.parametrize("args", [["--workers", "0"], ["--rate-rps", "inf"],
+                                  ["--slo-ms", "nan"], ["--rate-rps", "-3"]])
+def test_bad_numbers_rejected_up_front(tmp_path: Path, args: list[str]) -> None:
+    write_wide(tmp_path)
+    code, _, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(tmp_path / "o"),
+                           *args)
+    assert code == 1, stderr
+    assert args[0] in stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_that_is_a_file_fails_fast(tmp_path: Path) -> None:
+    write_wide(tmp_path)
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    code, _, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(target))
+    assert code == 1
+    assert "is a file" in stderr and str(target) in " ".join(stderr.split())
+    assert target.read_text() == "mine"
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_reused_out_keeps_no_stale_files(tmp_path: Path) -> None:
+    write_scores(tmp_path)
+    out = tmp_path / "o"
+    code, _, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(out),
+                           "--executor", "serial")
+    assert code == 0, stderr
+    assert (out / "latency_curves.png").exists()
+    code, _, _ = plan("--spec", str(write_spec(tmp_path, slo="{target_ms: 0.5}")), "--out",
+                      str(out), "--executor", "serial")
+    assert code == 2
+    assert not (out / "latency_curves.png").exists()  # belonged to the feasible run
+    assert json.loads((out / "plan.json").read_text())["feasible"] is False
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_route_plan_reroutes_without_searching(tmp_path: Path) -> None:
+    write_scores(tmp_path)
+    out = tmp_path / "o"
+    code, stdout, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(out), "--json",
+                                "--executor", "serial")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    res = runner.invoke(app, ["route", "--plan", str(out), "--json"])
+    assert res.exit_code == 0, res.stderr
+    same = json.loads(res.stdout)
+    assert same["quality"] == pytest.approx(doc["quality"]["predicted"], abs=1e-6)
+    res = runner.invoke(app, ["route", "--plan", str(out / "plan.json"), "--rate-rps", "3",
+                              "--json"])
+    assert res.exit_code == 0, res.stderr
+    slower = json.loads(res.stdout)
+    assert slower["rate_rps"] == 3 and slower["quality"] >= same["quality"] - 1e-9
+    res = runner.invoke(app, ["route", "--plan", str(out), "--slo-ms", "0.5"])
+    assert res.exit_code == 2
+
+
+def test_load_plan_names_bad_files(tmp_path: Path) -> None:
+    from routerwise.errors import InputError
+    from routerwise.spec.plan import PLAN_VERSION, load_plan
+
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"plan_version": PLAN_VERSION + 1, "feasible": True}))
+    with pytest.raises(InputError, match=r"plan\.json: plan_version"):
+        load_plan(path)
+    path.write_text(json.dumps({"plan_version": PLAN_VERSION, "feasible": True}))
+    with pytest.raises(InputError, match=r"plan\.json: scenario: Field required"):
+        load_plan(path)
+    path.write_text("{not json")
+    with pytest.raises(InputError, match="not a valid JSON plan"):
+        load_plan(path)

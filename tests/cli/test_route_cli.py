@@ -181,7 +181,7 @@ def test_non_positive_flags(tmp_path: Path, flag: str, value: str) -> None:
     args = {"--rate-rps": "25", "--slo-ms": "130", flag: value}
     code, _, err = route("--scores", str(s), "--profiles", str(p), *sum(args.items(), ()))
     assert code == 1
-    assert "must be a positive number" in err
+    assert "must be a positive, finite number" in err
 
 
 def test_decreasing_profile_points_are_named(tmp_path: Path) -> None:
@@ -191,7 +191,7 @@ def test_decreasing_profile_points_are_named(tmp_path: Path) -> None:
     code, out, _ = route("--scores", str(s), "--profiles", str(p), "--rate-rps", "25",
                          "--slo-ms", "130", "--json")
     assert code == 0
-    warnings = json.loads(out)["warnings"]
+    warnings = [w for w in json.loads(out)["warnings"] if "made monotone" in w]
     assert len(warnings) == 2 and "model 'small'" in warnings[0] and "(row 4)" in warnings[1]
 
 
@@ -212,3 +212,42 @@ def test_demo_example_routes() -> None:
                          "25", "--json")
     assert code == 0
     assert json.loads(out)["feasible"] is True
+
+
+def test_two_shapes_of_one_model_are_an_error_naming_rows(tmp_path: Path) -> None:
+    """Regression: tp1 and tp2 rows of one model were merged into one curve with misleading
+    'made monotone' warnings."""
+    s, p = write_inputs(tmp_path)
+    frame = pd.read_csv(p)
+    frame["gpu"], frame["tp"], frame["mps_share"] = "H100-SXM", 1, 1.0
+    twin = frame[frame["model"] == "small"].copy()
+    twin["tp"] = 2
+    twin["ttft_mean_ms"] *= 0.7
+    pd.concat([frame, twin]).to_csv(p, index=False)
+    code, _, err = route("--scores", str(s), "--profiles", str(p), "--rate-rps", "25",
+                         "--slo-ms", "130")
+    text = " ".join(err.split())
+    assert code == 1
+    assert "'small' has rows of 2 instance shapes" in text
+    assert "tp=1" in text and "tp=2" in text and "rows [2, 3, 4]" in text
+    assert "made monotone" not in text
+
+
+def test_route_needs_plan_or_profiles(tmp_path: Path) -> None:
+    s, p = write_inputs(tmp_path)
+    code, _, err = route("--scores", str(s), "--rate-rps", "25", "--slo-ms", "130")
+    assert code == 1 and "--profiles" in err
+    code, _, err = route("--plan", str(tmp_path / "nope"), "--profiles", str(p))
+    assert code == 1 and "not both" in err
+    code, _, err = route("--plan", str(tmp_path / "nope.json"))
+    assert code == 1 and "plan file does not exist" in err
+
+
+def test_oracle_scores_are_labelled(tmp_path: Path) -> None:
+    s, p = write_inputs(tmp_path)
+    code, out, _ = route("--scores", str(s), "--profiles", str(p), "--rate-rps", "25",
+                         "--slo-ms", "130", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["provenance"]["scores"] == "oracle"
+    assert any("ORACLE" in w for w in doc["warnings"])
