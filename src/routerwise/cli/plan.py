@@ -72,6 +72,9 @@ def plan(
                 spec_obj, source, spec_path, supplied=tables,
                 config=SearchConfig(executor=executor, workers=workers),
                 profile_progress=on_profile,
+                enumeration_progress=lambda n: bars.update(
+                    search_bar, visible=True,
+                    description=f"enumerating setups: {n:,} placements walked (2 passes)"),
                 search_progress=lambda i, n: bars.update(
                     search_bar, completed=i, total=n, visible=True,
                     description="solving setups"),

@@ -70,6 +70,7 @@ def make_plan(
     cache_dir: Path | None = None,
     profile_progress: Callable[[int, int, str], None] | None = None,
     search_progress: Callable[[int, int], None] | None = None,
+    enumeration_progress: Callable[[int], None] | None = None,
     workload_override: Callable[[PlanInputs], PlanInputs] | None = None,
 ) -> PlanRun:
     inputs = plan_inputs(spec, source, spec_path)
@@ -85,7 +86,7 @@ def make_plan(
     ctx = context(inputs, shapes.curves)
     c = spec.cluster
     search = search_setups(ctx, inputs.options, c.num_gpus, c.gpus_per_node, config,
-                           progress=search_progress)
+                           progress=search_progress, enumeration_progress=enumeration_progress)
     return PlanRun(built=build_plan(inputs, shapes, ctx, search), inputs=inputs, shapes=shapes,
                    ctx=ctx)
 

@@ -10,7 +10,7 @@ retained, which can only help: they leave capacity idle that another setup uses.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from routerwise.search.placement import UnitInstance, place_deployment
@@ -90,8 +90,13 @@ def _upgrades(chosen: Chosen, options: list[ModelOptions], allowed: list[set[Dep
                 yield (*chosen[:i], step, *chosen[i + 1:])
 
 
+#: How often (in placeable setups walked) the enumeration reports progress.
+TICK_EVERY = 5000
+
+
 def enumerate_setups(options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
-                     counts: EnumerationCounts) -> Iterator[PlacedSetup]:
+                     counts: EnumerationCounts, tick: Callable[[int], None] | None = None
+                     ) -> Iterator[PlacedSetup]:
     """Yield every retained (placeable) setup, dominated ones flagged; fills ``counts``.
 
     Two passes over the same deterministic walk: the first collects every retained
@@ -101,10 +106,16 @@ def enumerate_setups(options: list[ModelOptions], num_gpus: int, gpus_per_node: 
     """
     counts.enumerated = count_combinations(options)
     names = tuple(o.model for o in options)
-    retained = {chosen for chosen, _ in _walk(options, num_gpus, gpus_per_node)}
+    retained: set[Chosen] = set()
+    for chosen, _ in _walk(options, num_gpus, gpus_per_node):
+        retained.add(chosen)
+        if tick is not None and len(retained) % TICK_EVERY == 0:
+            tick(len(retained))
     allowed = [set(o.options) for o in options]
     for chosen, instances in _walk(options, num_gpus, gpus_per_node):
         dominated = any(up in retained for up in _upgrades(chosen, options, allowed, num_gpus))
         counts.retained += 1
+        if tick is not None and counts.retained % TICK_EVERY == 0:
+            tick(len(retained) + counts.retained)
         counts.dominated += dominated
         yield PlacedSetup(SetupOption(names, chosen), instances, dominated)

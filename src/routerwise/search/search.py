@@ -98,13 +98,14 @@ def _candidate(ps: PlacedSetup, gpu_type: str, index: int, out: Outcome | None, 
 def search_setups(
     ctx: EvalContext, options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
     config: SearchConfig = SearchConfig(), progress: Progress | None = None,
+    enumeration_progress: Callable[[int], None] | None = None,
 ) -> SearchResult:
     """Enumerate, bound and evaluate setups; every candidate keeps its status and reason."""
     start = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     counts = EnumerationCounts()
     pool, reservoir = _collect(options, num_gpus, gpus_per_node, counts, config.spread_sample,
-                               rng)
+                               rng, enumeration_progress)
     base = baseline_setups(options, num_gpus, gpus_per_node)
     seeds: list[tuple[PlacedSetup, tuple[str, ...]]] = [
         (ps, (name,)) for name in BASELINES for ps in base[name]]
@@ -185,12 +186,13 @@ def _branch_and_bound(ctx: EvalContext, everything: list[PlacedSetup],
 
 
 def _collect(options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
-             counts: EnumerationCounts, sample: int, rng: np.random.Generator
+             counts: EnumerationCounts, sample: int, rng: np.random.Generator,
+             tick: Callable[[int], None] | None = None
              ) -> tuple[list[PlacedSetup], list[PlacedSetup]]:
     """Non-dominated setups, and a uniform reservoir sample of all retained ones."""
     pool: list[PlacedSetup] = []
     reservoir: list[PlacedSetup] = []
-    for ps in enumerate_setups(options, num_gpus, gpus_per_node, counts):
+    for ps in enumerate_setups(options, num_gpus, gpus_per_node, counts, tick):
         if not ps.dominated:
             pool.append(ps)
         if len(reservoir) < sample:
