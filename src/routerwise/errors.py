@@ -1,4 +1,4 @@
-"""One exception tree for RouterWise (DESIGN.md §5.4).
+"""One exception tree for RouterWise (docs/architecture.md §6.4).
 
 ``RouterWiseError``
 ├── ``InputError``        bad user input: a file, field or value; exit code 1

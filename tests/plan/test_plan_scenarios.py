@@ -1,12 +1,15 @@
-"""Every built-in scenario, at its rate and a higher one: the plan meets the SLO, beats or
-ties every baseline, and its placement is valid."""
+"""Every built-in scenario, at its rate and a lower one: the plan meets the SLO, beats or
+ties every baseline, places validly, never runs a deployment at or past its capacity, and
+its plan.json validates against ``routerwise schema plan`` and round-trips through
+``load_plan``."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
+import jsonschema
 import pytest
 
 from routerwise.plan.run import make_plan
@@ -14,6 +17,7 @@ from routerwise.profiles.memory import fits
 from routerwise.scenarios.registry import load_scenario_spec
 from routerwise.search.search import SearchConfig
 from routerwise.spec.catalog import get_gpu
+from routerwise.spec.plan import Plan, dump_plan, load_plan, plan_json_schema
 from routerwise.spec.spec_file import Spec
 
 
@@ -22,45 +26,72 @@ def small(spec: Spec, rate: float) -> Spec:
     return spec.model_copy(update={"workload": workload, "rate_rps": rate})
 
 
-def check_placement(doc: dict[str, Any], spec: Spec) -> None:
+def check_placement(plan: Plan, spec: Spec) -> None:
     gpu = get_gpu(spec.cluster.gpu_type)
     archs = {m.name: m.to_arch() for m in spec.models}
     load: dict[int, float] = defaultdict(float)
     owners: dict[int, list[str]] = defaultdict(list)
-    for inst in doc["setup"]:
-        ids = inst["gpu_ids"]
-        assert len(ids) == inst["tp"]
-        assert all(0 <= g < spec.cluster.num_gpus for g in ids)
-        assert len({g // spec.cluster.gpus_per_node for g in ids}) == 1  # tp inside a node
-        assert fits(archs[inst["model"]], gpu, inst["tp"], inst["mps_share"])
-        for g in ids:
-            load[g] += inst["mps_share"]
-            owners[g].append(inst["model"])
+    for inst in plan.setup:
+        assert all(0 <= g < spec.cluster.num_gpus for g in inst.gpu_ids)
+        assert len({g // spec.cluster.gpus_per_node for g in inst.gpu_ids}) == 1  # one node
+        assert fits(archs[inst.model], gpu, inst.tp, inst.mps_share)
+        for g in inst.gpu_ids:
+            load[g] += inst.mps_share
+            owners[g].append(inst.model)
     assert all(v <= 1.0 + 1e-9 for v in load.values())
     assert all(len(set(o)) == len(o) for o in owners.values())  # one shard per model per GPU
 
 
-@pytest.mark.slow  # 0.5-3 minutes per scenario on 2 cores (estimates every shape, then searches)
+def check_capacity(plan: Plan) -> None:
+    """No deployment runs at or past its capacity, and no point past saturation is used."""
+    for m, load in plan.predicted.per_model.items():
+        if load.deployment is None:
+            assert load.rate_rps == 0.0
+            continue
+        assert load.capacity_rps is not None and load.utilisation is not None
+        assert load.rate_rps < load.capacity_rps, m  # strictly below saturation
+        assert load.utilisation < 1.0, m
+        assert load.ttft_mean_ms is not None
+        assert load.ttft_mean_ms < 10 * 1000, f"{m}: {load.ttft_mean_ms} ms"
+
+
+def check_contract(plan: Plan, tmp: Path) -> None:
+    doc = json.loads(dump_plan(plan))
+    jsonschema.validate(doc, plan_json_schema())
+    path = tmp / "plan.json"
+    path.write_text(dump_plan(plan))
+    assert load_plan(path) == plan
+
+
+@pytest.mark.slow  # ~4 minutes: six plans with cold-cache profiles
 @pytest.mark.parametrize("scenario", ["paper-a100-3m", "paper-a100-4m", "h100-mixed"])
-def test_plan_beats_baselines_and_meets_slo(scenario: str, profile_cache: Path) -> None:
+def test_plan_beats_baselines_and_meets_slo(scenario: str, profile_cache: Path,
+                                            tmp_path: Path) -> None:
     base = load_scenario_spec(scenario)
     for rate in (base.rate_rps, base.rate_rps * 0.75):
         spec = small(base, rate)
         run = make_plan(spec, scenario, None, cache_dir=profile_cache,
                         config=SearchConfig(executor="process", workers=2))
-        doc = run.plan.doc
-        assert doc["feasible"], doc.get("infeasible")
-        quality = doc["quality"]["predicted"]
-        feasible_baselines = [b for b in doc["baselines"].values() if b["feasible"]]
+        plan = run.built.plan
+        assert plan.feasible, plan.infeasible
+        quality = plan.quality.predicted
+        assert quality is not None
+        feasible_baselines = [b for b in plan.baselines.values() if b.feasible]
         assert feasible_baselines, "at least one baseline should be feasible here"
         for b in feasible_baselines:
-            assert quality >= b["quality"] - 1e-9
-        assert doc["predicted"]["ttft_mean_ms"] <= spec.slo.target_ms * (1 + 1e-7)
-        assert sum(doc["routing"]["fractions"].values()) == pytest.approx(1.0)
-        check_placement(doc, spec)
-        s = doc["search"]
-        assert s["enumerated"] >= s["retained"] >= s["evaluated"] > 0
-        assert s["quality_min"] <= quality <= s["quality_max"] + 1e-6  # re-solved: solver tol
-        assert doc["quality"]["truth"] is not None
-        assert doc["provenance"]["workload"] == "derived"
-        assert doc["provenance"]["latency"] == ["estimated"]
+            assert b.quality is not None and quality >= b.quality - 1e-9
+        assert plan.predicted.ttft_mean_ms is not None
+        assert plan.predicted.ttft_mean_ms <= spec.slo.target_ms * (1 + 1e-7)
+        assert sum(plan.routing.fractions.values()) == pytest.approx(1.0)
+        check_placement(plan, spec)
+        check_capacity(plan)
+        check_contract(plan, tmp_path)
+        s = plan.search
+        assert s.enumerated >= s.retained >= s.evaluated > 0
+        assert s.retained == s.dominated + s.non_dominated
+        assert s.non_dominated == s.evaluated + s.pruned_by_bound + s.over_capacity
+        assert s.quality_min is not None and s.quality_max is not None
+        assert s.quality_min <= quality <= s.quality_max + 1e-6  # re-solved: solver tol
+        assert plan.quality.truth is not None and plan.quality.score_source == "derived"
+        assert plan.provenance.workload == "derived"
+        assert plan.provenance.latency == ("estimated",)

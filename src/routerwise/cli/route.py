@@ -1,4 +1,4 @@
-"""``routerwise route``: routing for fixed per-model latency curves (DESIGN.md §6)."""
+"""``routerwise route``: routing for fixed per-model latency curves (docs/architecture.md §4)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Monotone latency curves: rate (requests/s) → latency statistic (ms).
 
-Estimator convention (DESIGN.md §5.8): ``fit`` returns ``self``; learned state ends in ``_``.
+Estimator convention (docs/architecture.md §6.11): ``fit`` returns ``self``; learned state ends in ``_``.
 Curves are non-decreasing by construction: points that decrease with rate (measurement
 noise) are pooled by isotonic regression and every adjusted point is logged by name —
 never silently. A curve is ``+inf`` past its highest profiled rate (no data, no promise).
@@ -110,7 +110,7 @@ class PiecewiseLinearCurve:
         return np.where(rate > self.capacity_rps_ * (1 + 1e-12), np.inf, out)
 
 
-#: Explicit registry of latency models (DESIGN.md §5.5); no import-time registration.
+#: Explicit registry of latency models (docs/architecture.md §6.5); no import-time registration.
 LATENCY_MODELS: Mapping[str, Callable[[], LatencyCurve]] = {
     "piecewise-linear": PiecewiseLinearCurve,
 }

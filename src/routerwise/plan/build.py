@@ -125,7 +125,8 @@ def _reachable_message(inputs: PlanInputs, info: ReachableInfo) -> Reachable:
     return Reachable(message=message, lowest_ttft_mean_ms=_num(low), max_rate_rps=rate)
 
 
-def _per_model(ctx: EvalContext, chosen: Candidate, routed: Routed) -> dict[str, ModelLoad]:
+def _per_model(ctx: EvalContext, shapes: ShapeProfiles, chosen: Candidate, routed: Routed
+               ) -> dict[str, ModelLoad]:
     curves = setup_curves(ctx, chosen.setup)
     out: dict[str, ModelLoad] = {}
     for m in ctx.models:
@@ -135,7 +136,8 @@ def _per_model(ctx: EvalContext, chosen: Candidate, routed: Routed) -> dict[str,
             continue
         j = routed.models.index(m)
         rate = float(routed.result.rates_rps[j])
-        cap = curves[m].capacity_rps_
+        sat = shapes.saturation_rps.get(dep.shape)
+        cap = sat * dep.replicas if sat is not None else curves[m].capacity_rps_
         out[m] = ModelLoad(dep.describe(), rate, _num(float(routed.result.latency_ms[j])),
                            _num(cap), _num(rate / cap) if cap > 0 else None)
     return out
@@ -203,7 +205,7 @@ def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,
         route_setup(ctx, chosen.setup, chosen), chosen.setup)
     per_model: dict[str, ModelLoad] = {}
     if chosen is not None and routed is not None:
-        per_model = _per_model(ctx, chosen, routed)
+        per_model = _per_model(ctx, shapes, chosen, routed)
     c = spec.cluster
     plan = Plan(
         plan_version=PLAN_VERSION, feasible=chosen is not None, scenario=inputs.source,

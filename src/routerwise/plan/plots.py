@@ -73,7 +73,7 @@ def latency_curves_png(path: Path, curves: Mapping[str, LatencyCurve],
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     for name, curve in curves.items():
         rates = np.linspace(0, curve.capacity_rps_, 200)
-        label = (labels or {}).get(name, name) + f" (capacity {curve.capacity_rps_:.3g} req/s)"
+        label = (labels or {}).get(name, name) + f" (curve to {curve.capacity_rps_:.3g} req/s)"
         (line,) = ax.plot(rates, curve(rates), label=label)
         if name in points:
             r, t = points[name]

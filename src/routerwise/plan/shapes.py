@@ -10,14 +10,18 @@ curve (written beside plan.json as ``profiles.csv``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from routerwise.errors import InfeasibleError, InputError
 from routerwise.latency.curve import LatencyCurve, fit_curve
-from routerwise.profiles.estimator import TokenLengths, estimate_profile_cached
+from routerwise.profiles.estimator import (
+    SWEEP_HIGH_FRACTION,
+    TokenLengths,
+    estimate_profile_cached,
+)
 from routerwise.profiles.table import ProfilePoints, ProfileTable
 from routerwise.spec.catalog import GpuSpec, ModelArch
 from routerwise.spec.core import readonly
@@ -45,6 +49,9 @@ class ShapeProfiles:
     estimated: int
     supplied: int
     unusable: Mapping[InstanceShape, str]  # shapes that cannot serve the workload, and why
+    #: One instance's saturation throughput (req/s): the first point dropped as saturated,
+    #: else the estimator's saturation estimate, else (a supplied table) its last point.
+    saturation_rps: Mapping[InstanceShape, float] = field(default_factory=dict)
 
 
 def check_supplied(table: ProfileTable) -> None:
@@ -92,6 +99,13 @@ def below_saturation(points: ProfilePoints) -> ProfilePoints:
                          points.source_rows[:keep], points.source)
 
 
+def _saturation(points: ProfilePoints, kept: ProfilePoints, estimated: bool) -> float:
+    if len(kept.rates_rps) < len(points.rates_rps):
+        return float(points.rates_rps[len(kept.rates_rps)])
+    last = float(points.rates_rps[-1])
+    return last / SWEEP_HIGH_FRACTION if estimated else last
+
+
 def shape_profiles(
     archs: Mapping[str, ModelArch], gpu: GpuSpec, shapes: Iterable[InstanceShape],
     lengths: Mapping[str, TokenLengths], *, supplied: Iterable[ProfileTable] = (),
@@ -106,6 +120,7 @@ def shape_profiles(
     provenance: dict[InstanceShape, str] = {}
     estimated = 0
     unusable: dict[InstanceShape, str] = {}
+    saturation: dict[InstanceShape, float] = {}
     for i, key in enumerate(wanted):
         model, tp, share = key.model, key.tp, key.mps_share
         match = next((m for t in tables if (m := _supplied_points(t, key))), None)
@@ -126,8 +141,11 @@ def shape_profiles(
                                    points.source_rows, points.source)
             provenance[key] = "estimated"
             estimated += 1
-        curves[key] = fit_curve(below_saturation(points))
+        kept = below_saturation(points)
+        curves[key] = fit_curve(kept)
+        saturation[key] = _saturation(points, kept, provenance[key] == "estimated")
         if progress is not None:
             progress(i + 1, len(wanted), f"{model} {key.describe()}")
     return ShapeProfiles(curves=curves, provenance=provenance, estimated=estimated,
-                         supplied=len(wanted) - estimated - len(unusable), unusable=unusable)
+                         supplied=len(wanted) - estimated - len(unusable), unusable=unusable,
+                         saturation_rps=saturation)

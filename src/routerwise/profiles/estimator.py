@@ -59,6 +59,8 @@ PROFILE_COLUMNS = (
 )
 _LATENCY_COLUMNS = PROFILE_COLUMNS[2:8]
 _SWEEP_LOW, _SWEEP_HIGH = 0.05, 0.95  # sweep rates as fractions of the saturation rate
+#: A sweep's last rate is this fraction of the shape's estimated saturation throughput.
+SWEEP_HIGH_FRACTION = _SWEEP_HIGH
 _CACHE_SCHEMA = 2  # 2: entries carry a header line with a row count and checksum
 _ENTRY_MAGIC = "# routerwise-profile-cache"
 

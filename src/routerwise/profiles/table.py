@@ -1,6 +1,6 @@
 """Profile tables: latency statistics per model × instance shape × arrival rate.
 
-File format (DESIGN.md §6 ``P``): CSV with columns ``model, rate_rps, ttft_mean_ms`` and
+File format (docs/architecture.md §7): CSV with columns ``model, rate_rps, ttft_mean_ms`` and
 optionally more statistics (``ttft_p50_ms, ttft_p90_ms, ttft_p99_ms, tpot_mean_ms,
 e2e_mean_ms, throughput_rps``) and metadata (``gpu, tp, mps_share, provenance``).
 """

@@ -1,4 +1,4 @@
-"""Built-in scenarios and their cited data files (DESIGN.md §3, §4).
+"""Built-in scenarios and their cited data files (docs/architecture.md §5, §2).
 
 Stage: scenarios (imports ``spec`` only). Inputs: the cited data files in ``data/``
 (accuracies from HELM Lite and LLMRouter, lengths from LLMRouter prompts and AlpacaEval

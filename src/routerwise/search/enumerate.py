@@ -1,6 +1,6 @@
 """Enumerate placeable setups depth-first, placing as we go, and flag the dominated ones.
 
-Counts (DESIGN.md §6 ``search``): ``enumerated`` — every combination of per-model options
+Counts (docs/architecture.md §4 ``search``): ``enumerated`` — every combination of per-model options
 (memory-infeasible shapes and "not deployed" included); ``retained`` — combinations that fit
 in memory and are placed on the cluster; ``dominated`` — retained setups for which a setup
 with one model given one more share unit or replica (or an undeployed model added) is also

@@ -1,4 +1,5 @@
-"""Executors run batches of setup evaluations (DESIGN.md §5.5: Protocol + explicit registry).
+"""Executors run batches of setup evaluations (docs/architecture.md §6.5: Protocol + explicit
+registry).
 
 ``serial`` evaluates in this process; ``process`` uses a process pool whose workers each hold
 the evaluation context once (``init_worker``). A Ray executor plugs in by implementing the

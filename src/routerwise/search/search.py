@@ -1,4 +1,4 @@
-"""Search the setups of a cluster for the best routed quality (DESIGN.md §2, stage 3).
+"""Search the setups of a cluster for the best routed quality (docs/architecture.md §1, stage 3).
 
 1. Enumerate placeable setups (``enumerate``); dominated ones are counted, not solved.
 2. Evaluate the baselines' setups first: a strong incumbent and its dual prices.

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-#: Where a number comes from (DESIGN.md §3): profiled on real hardware, produced by the
+#: Where a number comes from (docs/architecture.md §5): profiled on real hardware, produced by the
 #: GPU-free estimator, or computed from published/aggregate figures.
 Provenance = Literal["measured", "estimated", "derived"]
 PROVENANCES: tuple[Provenance, ...] = ("measured", "estimated", "derived")

@@ -86,9 +86,12 @@ class ModelLoad:
     deployment: Annotated[str | None, _d("e.g. 1×tp4@60%; null when not deployed.")]
     rate_rps: Annotated[float, _d("Requests/s routed to the model.")]
     ttft_mean_ms: Annotated[OptFloat, _d("Predicted mean TTFT at that rate.")]
-    capacity_rps: Annotated[OptFloat, _d("Highest rate its latency curve covers (all "
-                                         "replicas), below the estimated saturation.")]
-    utilisation: Annotated[OptFloat, _d("rate_rps / capacity_rps (< 1 in every plan).")]
+    capacity_rps: Annotated[OptFloat, _d("Saturation throughput of all replicas: the first "
+                                         "profile rate found saturated, else the estimator's "
+                                         "saturation estimate, else the last measured rate. "
+                                         "Its latency curve ends below it.")]
+    utilisation: Annotated[OptFloat, _d("rate_rps / capacity_rps (< 1 in every plan built "
+                                        "from estimates).")]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Load a per-prompt score table (DESIGN.md §6 ``--scores``) into a :class:`Workload`.
+"""Load a per-prompt score table (docs/architecture.md §7) into a :class:`Workload`.
 
 Format: CSV or Parquet with column ``prompt_id`` and one numeric column per model, each a
 score in [0, 1]. Optional columns: ``prompt``, ``task``, ``input_tokens``,

@@ -1,10 +1,11 @@
-"""Load a real per-prompt, per-model workload file into a :class:`Workload` (DESIGN.md §3).
+"""Load a real per-prompt, per-model workload file into a :class:`Workload`
+(docs/architecture.md §5, §7).
 
 Stage: spec (file I/O at the edge).
 Inputs: one file in one of these formats (``fmt="auto"`` picks by suffix and columns):
 
-* ``csv`` / ``parquet`` — the wide score table of DESIGN.md §6 (``prompt_id`` + one column
-  per model); delegated to :func:`routerwise.spec.scores_io.load_scores` unchanged.
+* ``csv`` / ``parquet`` — the wide score table of docs/architecture.md §7 (``prompt_id`` +
+  one column per model); delegated to :func:`routerwise.spec.scores_io.load_scores` unchanged.
 * ``long`` — CSV/Parquet rows ``prompt_id, model, score`` with optional ``truth``,
   ``output_tokens`` (per row) and ``input_tokens``, ``task`` (per prompt); pivoted to wide.
 * ``routerbench`` — RouterBench's pickled pandas DataFrame (``routerbench_0shot.pkl``):
