@@ -153,14 +153,17 @@ def _render(run: PlanRun, out: Path) -> None:
 def _render_setup(plan: Plan) -> None:
     setup = Table(title=f"Setup on {plan.cluster.num_gpus}× {plan.cluster.gpu_type}")
     for col in ("model", "tp", "MPS share", "GPU ids"):
-        setup.add_column(col, no_wrap=True)
+        setup.add_column(col, no_wrap=True, overflow="fold")
     for inst in plan.setup:
         setup.add_row(inst.model, str(inst.tp), f"{inst.mps_share:.0%}",
                       ",".join(map(str, inst.gpu_ids)))
     console.print(setup)
     routing = Table(title=f"Routing at {plan.rate_rps:g} req/s")
+    widest = max(len(m) for m in plan.models)
     for col in ("model", "deployment", "share", "req/s", "capacity", "mean TTFT ms", "price"):
-        routing.add_column(col, justify="left" if col in ("model", "deployment") else "right")
+        left = col in ("model", "deployment")
+        routing.add_column(col, justify="left" if left else "right", no_wrap=left,
+                           min_width=widest if col == "model" else None)
     for m, v in plan.predicted.per_model.items():
         routing.add_row(m, v.deployment or "not deployed", f"{plan.routing.fractions[m]:.1%}",
                         f"{v.rate_rps:.2f}", _fmt(v.capacity_rps, ".2f"),
