@@ -23,7 +23,7 @@ from typer._click.exceptions import (  # typer vendors click
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from routerwise import __version__
-from routerwise.cli import catalog, estimate, plan, route, schema
+from routerwise.cli import catalog, estimate, plan, route, schema, train_predictor
 
 #: Exit codes ``main`` returns besides a command's own (InputError 1, InfeasibleError 2).
 EXIT_USAGE = 1
@@ -85,6 +85,7 @@ app.command("route", cls=_Command)(route.route)
 app.command("estimate", cls=_Command)(estimate.estimate)
 app.command("catalog", cls=_Command)(catalog.catalog)
 app.command("schema", cls=_Command)(schema.schema)
+app.command("train-predictor", cls=_Command)(train_predictor.train_predictor)
 
 
 def _version(value: bool) -> None:

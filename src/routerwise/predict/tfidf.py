@@ -1,0 +1,122 @@
+"""The default predictor ``tfidf``: TF-IDF text features (+ task one-hot) → calibrated ridge.
+
+Stage: predict. Inputs: prompt texts, optional task names, labels (N × K in [0, 1]).
+Outputs: (N, K) expected quality. Why this design (measured on LLMRouter, see
+``benchmarks/predictor_quality.py``): one multi-output ridge on shared features fits all K
+models in one solve and regresses fractional labels directly; a per-model logistic regression
+on ``label > 0.5`` was slower and no better; isotonic calibration on out-of-fold outputs makes a
+score an expected quality so the dual prices can trade it against latency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from routerwise.errors import InputError
+from routerwise.predict.base import Hints, check_hints, check_labels, check_texts
+from routerwise.predict.heads import (
+    HEAD_ARRAYS,
+    CalibratedRidge,
+    TaskEncoder,
+    fit_calibrated_ridge,
+    fit_task_encoder,
+)
+from routerwise.predict.state import (
+    STATE_JSON,
+    STATE_NPZ,
+    meta_field,
+    read_arrays,
+    read_json,
+    write_state,
+)
+from routerwise.predict.text_features import BLOCKS, TfidfFeatures, fit_features
+from routerwise.spec.core import FloatArray
+
+
+def stack_features(text: Any, tasks: FloatArray | None) -> Any:
+    """Text features with the task one-hot columns appended (when the model uses tasks)."""
+    if tasks is None:
+        return text
+    from scipy.sparse import csr_matrix, hstack
+
+    return hstack([text, csr_matrix(tasks)], format="csr")
+
+
+class TfidfPredictor:
+    """Word + char TF-IDF and task hints → one ridge for all models → isotonic per model."""
+
+    kind: ClassVar[str] = "tfidf"
+    needs_text: ClassVar[bool] = True
+
+    def __init__(self, alpha: float = 3.0) -> None:
+        self.alpha = alpha
+        self.models_: tuple[str, ...] = ()
+        self.features_: TfidfFeatures | None = None
+        self.tasks_: TaskEncoder | None = None
+        self.head_: CalibratedRidge | None = None
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.models_
+
+    def fit(self, texts: Sequence[str] | None, tasks: Sequence[str] | None,
+            labels: FloatArray, models: tuple[str, ...], rng: np.random.Generator) -> Self:
+        cut = check_texts(texts, None, self.kind)
+        y = check_labels(labels, models, len(cut))
+        self.features_ = fit_features(cut)
+        self.tasks_ = fit_task_encoder(tasks)
+        onehot = None if self.tasks_ is None or tasks is None \
+            else self.tasks_.encode_training(tasks, rng)
+        x = stack_features(self.features_.transform(cut), onehot)
+        self.head_ = fit_calibrated_ridge(x, y, self.alpha, rng)
+        self.models_ = tuple(models)
+        return self
+
+    def _fitted(self) -> tuple[TfidfFeatures, CalibratedRidge]:
+        if self.features_ is None or self.head_ is None:
+            raise InputError("the tfidf predictor is not fitted")
+        return self.features_, self.head_
+
+    def predict(self, texts: Sequence[str] | None, hints: Hints = None) -> FloatArray:
+        features, head = self._fitted()
+        cut = check_texts(texts, None, self.kind)
+        names = check_hints(hints, len(cut))
+        if len(cut) == 1:
+            return self._predict_one(cut[0], names[0])
+        onehot = None if self.tasks_ is None else self.tasks_.encode(names)
+        return head.predict(stack_features(features.transform(cut), onehot))
+
+    def _predict_one(self, text: str, hint: str | None) -> FloatArray:
+        """One prompt without building sparse matrices (the same numbers as a batch)."""
+        features, head = self._fitted()
+        cols, values = features.row(text)
+        if self.tasks_ is not None:
+            task_col = features.num_features + self.tasks_.column(hint)
+            cols, values = np.append(cols, task_col), np.append(values, 1.0)
+        return head.predict_sparse_row(cols, values)
+
+    def save(self, directory: Path) -> list[str]:
+        features, head = self._fitted()
+        arrays, meta = features.state()
+        meta |= {"kind": self.kind, "alpha": self.alpha, "models": list(self.models_),
+                 "tasks": None if self.tasks_ is None else list(self.tasks_.tasks)}
+        return write_state(directory, arrays | head.arrays(), meta)
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        meta = read_json(directory / STATE_JSON)
+        npz = directory / STATE_NPZ
+        names = tuple(f"idf_{b}" for b in meta.get("blocks") or BLOCKS) + HEAD_ARRAYS
+        arrays = read_arrays(npz, names)
+        out = cls(alpha=float(meta_field(meta, "alpha", float, directory / STATE_JSON)))
+        out.models_ = tuple(meta_field(meta, "models", list, directory / STATE_JSON))
+        out.features_ = TfidfFeatures.from_state(arrays, meta, directory / STATE_JSON)
+        tasks = meta.get("tasks")
+        out.tasks_ = None if tasks is None else TaskEncoder(tuple(str(t) for t in tasks))
+        width = out.features_.num_features + (0 if tasks is None else len(tasks) + 1)
+        out.head_ = CalibratedRidge.from_arrays(arrays, len(out.models_), width, npz)
+        return out
