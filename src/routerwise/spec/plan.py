@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import ConfigDict, Field, ValidationError
 
 from routerwise.errors import InputError
+from routerwise.spec.core import validation_lines
 from routerwise.spec.deployment import Deployment, Instance, Setup, setup_from_instances
 from routerwise.spec.workload import ScoreSource
 
@@ -246,16 +247,7 @@ def plan_from_dict(data: Any, source: str = "<plan>") -> Plan:
     try:
         return _adapter().validate_python(data)
     except ValidationError as exc:
-        lines = [f"{source}: {_loc(e['loc'])}: {str(e['msg']).removeprefix('Value error, ')}"
-                 for e in exc.errors()[:8]]
-        raise InputError("\n".join(lines)) from None
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<root>"
+        raise InputError(validation_lines(exc, source)) from None
 
 
 def load_plan(path: Path | str) -> Plan:

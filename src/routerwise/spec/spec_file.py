@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from routerwise.errors import InputError, SpecError
 from routerwise.spec.catalog import MODEL_CATALOG, ModelArch, get_gpu, get_model
+from routerwise.spec.core import validation_lines
 
 _ARCH_FIELDS = (
     "num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "intermediate_size",
@@ -165,25 +166,12 @@ class Spec(_Edge):
         return models
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<root>"
-
-
-def _message(error: Any) -> str:
-    msg = str(error["msg"])
-    return msg.removeprefix("Value error, ")
-
-
 def parse_spec(data: Any, source: str = "<spec>") -> Spec:
     """Validate a parsed YAML/JSON document; errors name ``source`` and each field path."""
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{source}: {_loc(tuple(e['loc']))}: {_message(e)}" for e in exc.errors()]
-        raise SpecError("\n".join(lines)) from None
+        raise SpecError(validation_lines(exc, source, most=50)) from None
 
 
 def load_spec(path: Path | str) -> Spec:
