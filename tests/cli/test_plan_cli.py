@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -347,3 +348,57 @@ def test_load_plan_names_bad_files(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(InputError, match="not a valid JSON plan"):
         load_plan(path)
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_plan_with_a_predictor_routes_on_predictions(tmp_path: Path) -> None:
+    """--predictor: the routing is solved on out-of-fold predictions and scored on labels;
+    route --plan re-uses the same predictor."""
+    rng = np.random.default_rng(0)
+    n = 160
+    topic = rng.integers(0, 2, n)
+    frame = pd.DataFrame({
+        "prompt_id": [f"p{i}" for i in range(n)],
+        "prompt": [("math sum integral " if t else "poem rhyme verse ") + f"item {i}"
+                   for i, t in enumerate(topic)],
+        "small": (rng.random(n) < np.where(topic == 1, 0.2, 0.8)).astype(float),
+        "large": (rng.random(n) < np.where(topic == 1, 0.9, 0.5)).astype(float),
+    })
+    for m in ("small", "large"):
+        frame[f"output_tokens:{m}"] = 100
+    data = tmp_path / "scores.csv"
+    frame.to_csv(data, index=False)
+    res = runner.invoke(app, ["train-predictor", "--workload", str(data), "--out",
+                              str(tmp_path / "pred"), "--kind", "tfidf", "--folds", "4"])
+    assert res.exit_code == 0, res.stderr
+    out = tmp_path / "o"
+    code, stdout, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(out), "--json",
+                                "--executor", "serial", "--predictor", str(tmp_path / "pred"))
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    q = doc["quality"]
+    assert q["score_source"] == "predicted" and q["truth"] is not None
+    assert doc["inputs"]["predictor"] == str((tmp_path / "pred").resolve())
+    assert any("out-of-fold" in n for n in doc["provenance"]["notes"])
+    for b in doc["baselines"].values():  # every quality is comparable: on truth as well
+        assert (b["quality_truth"] is None) == (not b["feasible"])
+    res = runner.invoke(app, ["route", "--plan", str(out), "--json"])
+    assert res.exit_code == 0, res.stderr
+    again = json.loads(res.stdout)
+    assert again["quality"] == pytest.approx(q["predicted"], abs=1e-6)
+    assert again["quality_truth"] == pytest.approx(q["truth"], abs=1e-6)
+
+
+def test_predictor_for_other_models_is_rejected(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"prompt_id": list("abcd"),
+                          "prompt": ["solve this sum", "write a poem", "add numbers", "a verse"],
+                          "other": [1.0, 0.0, 1.0, 0.0], "small": [0.0, 1.0, 0.0, 1.0]})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    res = runner.invoke(app, ["train-predictor", "--workload", str(tmp_path / "train.csv"),
+                              "--out", str(tmp_path / "pred"), "--kind", "knn", "--folds", "2"])
+    assert res.exit_code == 0, res.stderr
+    write_scores(tmp_path)
+    code, _, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(tmp_path / "o"),
+                           "--predictor", str(tmp_path / "pred"))
+    assert code == 1
+    assert "trained on models ['other', 'small']" in " ".join(stderr.split())

@@ -47,6 +47,10 @@ def plan(
         "process", "--executor", metavar="[serial|process]", help="serial or process."),
     workers: int | None = typer.Option(None, "--workers", metavar="N",
                                        help="Processes (default: CPUs)."),
+    predictor: Path | None = typer.Option(
+        None, "--predictor", metavar="DIR", help="Route on a trained predictor's scores "
+        "(routerwise train-predictor; out of fold on its own training data) and report quality "
+        "on the workload's labels."),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Also print plan.json."),
 ) -> None:
     """Plan GPUs (tp, replicas, MPS share per model) and routing prices within a latency SLO."""
@@ -69,7 +73,7 @@ def plan(
 
         try:
             run = run_or_exit(lambda: make_plan(
-                spec_obj, source, spec_path, supplied=tables,
+                spec_obj, source, spec_path, supplied=tables, predictor=predictor,
                 config=SearchConfig(executor=executor, workers=workers),
                 profile_progress=on_profile,
                 enumeration_progress=lambda n: bars.update(

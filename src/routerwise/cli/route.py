@@ -21,6 +21,7 @@ from routerwise.cli._common import (
 )
 from routerwise.errors import InputError
 from routerwise.plan.reroute import reroute_plan
+from routerwise.predict.apply import predicted_workload
 from routerwise.profiles.table import load_profiles
 from routerwise.routing.inputs import build_problem
 from routerwise.routing.problem import RoutingProblem, RoutingResult, SloScope
@@ -55,6 +56,9 @@ def route(
         "over models ≤ SLO; per-model: each model's own mean ≤ SLO."),
     assignments_out: Path | None = typer.Option(None, "--assignments-out", metavar="FILE.csv",
                                                 help="Write prompt_id, model, share CSV here."),
+    predictor: Path | None = typer.Option(
+        None, "--predictor", metavar="DIR", help="Route on a trained predictor's scores (out "
+        "of fold on its own training data); quality on truth is the labels'."),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print the result as JSON."),
 ) -> None:
     """Route prompts among models with fixed latency curves to maximise quality within an SLO."""
@@ -67,7 +71,7 @@ def route(
     scope: Literal["fleet", "per-model"] = "fleet" if slo_scope == "fleet" else "per-model"
     run_or_exit(lambda: _check_inputs(scores, profiles, plan_path, rate_rps, slo_ms))
     problem, workload, warnings, latency_inputs = run_or_exit(
-        lambda: _problem(scores, profiles, plan_path, rate_rps, slo_ms, scope))
+        lambda: _problem(scores, profiles, plan_path, rate_rps, slo_ms, scope, predictor))
     result = solve(problem, solver)
     if result.feasible and assignments_out is not None and result.shares is not None:
         frame = assignments_frame(workload.prompt_ids, problem.models, result.shares)
@@ -96,16 +100,20 @@ def route(
 
 
 def _problem(scores: Path | None, profiles: Path | None, plan_path: Path | None,
-             rate_rps: float | None, slo_ms: float | None, scope: SloScope
+             rate_rps: float | None, slo_ms: float | None, scope: SloScope,
+             predictor: Path | None = None,
              ) -> tuple[RoutingProblem, Workload, list[str], list[str]]:
     """The routing problem from a plan, or from a score file and a profile table."""
     if plan_path is not None:
-        rerouted = reroute_plan(plan_path, rate_rps=rate_rps, slo_ms=slo_ms, scores=scores)
+        rerouted = reroute_plan(plan_path, rate_rps=rate_rps, slo_ms=slo_ms, scores=scores,
+                                predictor=predictor)
         return (replace(rerouted.problem, scope=scope), rerouted.workload, [],
                 list(rerouted.latency_provenance))
     assert scores is not None and profiles is not None
     assert rate_rps is not None and slo_ms is not None
     workload = load_scores(scores)
+    if predictor is not None:
+        workload = predicted_workload(workload, predictor)
     table = load_profiles(profiles)
     problem, adjustments = build_problem(workload, table, rate_rps, slo_ms, scope=scope)
     warnings = [f"latency decreases with rate; made monotone: {a.describe()}"

@@ -192,7 +192,8 @@ def _inputs_info(inputs: PlanInputs, ctx: EvalContext) -> PlanInputsInfo:
         spec=spec, spec_sha256=_digest(spec),
         workload_sha256=hashlib.sha256(np.ascontiguousarray(ctx.scores).tobytes())
         .hexdigest()[:16],
-        num_prompts=int(ctx.scores.shape[0]), routerwise_version=__version__)
+        num_prompts=int(ctx.scores.shape[0]), routerwise_version=__version__,
+        predictor=None if inputs.predictor is None else str(inputs.predictor))
 
 
 def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from routerwise.errors import InfeasibleError, SpecError
+from routerwise.predict.apply import predicted_workload
 from routerwise.profiles.estimator import TokenLengths, lengths_from_workload
 from routerwise.profiles.memory import kv_capacity_tokens
 from routerwise.scenarios.registry import (
@@ -43,6 +44,7 @@ class PlanInputs:
     lengths: dict[str, TokenLengths]
     options: list[ModelOptions]
     notes: tuple[str, ...]
+    predictor: Path | None = None
 
 
 def resolve_spec(scenario: str | None, spec_path: Path | None, rate_rps: float | None,
@@ -129,8 +131,13 @@ def _lengths(workload: Workload, names: tuple[str, ...]) -> tuple[dict[str, Toke
     return lengths, (note,)
 
 
-def plan_inputs(spec: Spec, source: str, spec_path: Path | None) -> PlanInputs:
-    """Everything the search needs, validated; a model that fits nowhere is infeasible."""
+def plan_inputs(spec: Spec, source: str, spec_path: Path | None,
+                predictor: Path | None = None) -> PlanInputs:
+    """Everything the search needs, validated; a model that fits nowhere is infeasible.
+
+    With ``predictor`` (a ``train-predictor`` directory) the workload is routed on its
+    predictions (out of fold on its own training data) and scored on its labels.
+    """
     where = str(spec_path or spec.name)
     if spec.slo.metric != "ttft" or spec.slo.stat != "mean":
         raise SpecError(f"{where}: slo: the planner optimises mean TTFT (metric: ttft, "
@@ -138,6 +145,8 @@ def plan_inputs(spec: Spec, source: str, spec_path: Path | None) -> PlanInputs:
     gpu = get_gpu(spec.cluster.gpu_type)
     archs = {m.name: m.to_arch() for m in spec.models}
     workload = restrict_workload(spec, spec_workload(spec, spec_path), where)
+    if predictor is not None:
+        workload = predicted_workload(workload, predictor)
     lengths, notes = _lengths(workload, tuple(archs))
     c = spec.cluster
     options = [model_options(m.name, archs[m.name], gpu, c.num_gpus, c.gpus_per_node,
@@ -146,7 +155,8 @@ def plan_inputs(spec: Spec, source: str, spec_path: Path | None) -> PlanInputs:
         if not o.options:
             _raise_does_not_fit(o.arch, gpu, c.num_gpus, c.gpus_per_node, o.model)
     return PlanInputs(spec=spec, source=source, workload=workload, gpu=gpu, archs=archs,
-                      lengths=lengths, options=options, notes=notes)
+                      lengths=lengths, options=options, notes=notes,
+                      predictor=None if predictor is None else predictor.resolve())
 
 
 def drop_unusable(inputs: PlanInputs, unusable: Mapping[InstanceShape, str]) -> PlanInputs:

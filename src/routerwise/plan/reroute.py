@@ -17,6 +17,7 @@ from routerwise.errors import InputError
 from routerwise.latency.curve import LatencyCurve, capped_at_latency, fit_curve
 from routerwise.plan.inputs import restrict_workload, spec_workload
 from routerwise.plan.shapes import below_saturation
+from routerwise.predict.apply import predicted_workload
 from routerwise.profiles.table import ProfileTable, load_profiles
 from routerwise.routing.problem import RoutingProblem
 from routerwise.search.curves import deployment_curve
@@ -54,21 +55,28 @@ def _curve(table: ProfileTable, dep: Deployment, cap_ms: float | None) -> Latenc
     return deployment_curve(curve, dep.model, dep.replicas)
 
 
-def _workload(plan: Plan, scores: Path | None, models: tuple[str, ...]) -> Workload:
+def _workload(plan: Plan, scores: Path | None, models: tuple[str, ...],
+              predictor: Path | None) -> Workload:
+    """The workload to route: ``scores`` or the plan's own, scored like the plan (or by
+    ``predictor``)."""
+    if predictor is None and plan.inputs.predictor is not None:
+        predictor = Path(plan.inputs.predictor)
     if scores is not None:
         workload = load_workload(scores)
         missing = [m for m in models if m not in workload.models]
         if missing:
             raise InputError(f"{scores}: no scores for deployed model(s) {missing}; it has "
                              f"{list(workload.models)}")
-        return workload.select_models(models)
-    spec = parse_spec(plan.inputs.spec, "plan.json: inputs.spec")
-    full = restrict_workload(spec, spec_workload(spec, None), "plan.json: inputs.spec")
-    return full.select_models(models)
+        workload = workload.select_models(models)
+    else:
+        spec = parse_spec(plan.inputs.spec, "plan.json: inputs.spec")
+        full = restrict_workload(spec, spec_workload(spec, None), "plan.json: inputs.spec")
+        workload = full.select_models(models)
+    return workload if predictor is None else predicted_workload(workload, predictor)
 
 
 def reroute_plan(path: Path, *, rate_rps: float | None = None, slo_ms: float | None = None,
-                 scores: Path | None = None) -> Rerouted:
+                 scores: Path | None = None, predictor: Path | None = None) -> Rerouted:
     """The routing problem of a plan's chosen setup, with any of rate, SLO, workload changed."""
     plan_file = _plan_path(path)
     plan = load_plan(plan_file)
@@ -78,7 +86,7 @@ def reroute_plan(path: Path, *, rate_rps: float | None = None, slo_ms: float | N
     cap = plan.slo.per_model_max_ms
     curves = tuple(_curve(table, d, cap) for d in plan.deployments)
     models = tuple(d.model for d in plan.deployments)
-    workload = _workload(plan, scores, models)
+    workload = _workload(plan, scores, models, predictor)
     provenance = sorted(set(table.frame["provenance"].astype(str))) \
         if "provenance" in table.frame.columns else ["measured"]
     problem = RoutingProblem(models=models, scores=workload.scores, curves=curves,

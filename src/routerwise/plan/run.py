@@ -71,11 +71,9 @@ def make_plan(
     profile_progress: Callable[[int, int, str], None] | None = None,
     search_progress: Callable[[int, int], None] | None = None,
     enumeration_progress: Callable[[int], None] | None = None,
-    workload_override: Callable[[PlanInputs], PlanInputs] | None = None,
+    predictor: Path | None = None,
 ) -> PlanRun:
-    inputs = plan_inputs(spec, source, spec_path)
-    if workload_override is not None:
-        inputs = workload_override(inputs)
+    inputs = plan_inputs(spec, source, spec_path, predictor)
     gpu = inputs.gpu.name
     needed = {shape_of(o.model, d, gpu) for o in inputs.options for d in o.options}
     shapes = shape_profiles(inputs.archs, inputs.gpu, needed, inputs.lengths,

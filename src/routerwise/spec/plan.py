@@ -176,6 +176,9 @@ class PlanInputsInfo:
     workload_sha256: Annotated[str, _d("Digest of the score matrix used.")]
     num_prompts: Annotated[int, _d("Prompts in the workload sample.")]
     routerwise_version: Annotated[str, _d("Version that wrote the plan.")]
+    predictor: Annotated[str | None, _d("Predictor directory whose predictions the routing "
+                                        "was solved on (null: the workload's own scores).")] \
+        = None
 
 
 @dataclass(frozen=True, slots=True)
