@@ -1,0 +1,45 @@
+"""On LLMRouter's real data (../shared/data): the default predictor beats the best single model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from routerwise.predict.evaluate import heldout_report, oof_predictions
+from routerwise.predict.train import train_predictor
+from routerwise.spec.workload import Workload
+from routerwise.spec.workload_io import load_workload
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "llmrouter" / "data"
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"LLMRouter data absent: {DATA}")
+
+
+def llmrouter(split: str) -> Workload:
+    return load_workload(DATA / "dcrouter_preprocessed" / f"{split}.json", "llmrouter",
+                         task_file=DATA / "example_data" / "query_data" /
+                         f"default_query_{split}.jsonl")
+
+
+def test_default_predictor_on_a_train_subset_beats_the_best_single_model() -> None:
+    train = llmrouter("train").sample(1500, np.random.default_rng(0))
+    run = train_predictor(train, "tfidf", seed=0, eval_workload=llmrouter("test"))
+    routing = run.report["routing"]
+    assert run.report["num_prompts"] == 500
+    assert routing["predictor"] > routing["best_single"] + 0.01
+    assert routing["oracle"] > routing["predictor"]
+
+
+def test_out_of_fold_scores_are_calibrated_for_the_chosen_routing() -> None:
+    workload = llmrouter("test")
+    scores = oof_predictions(workload, "task", folds=5, seed=0)
+    report = heldout_report(scores, np.asarray(workload.labels), workload.models)
+    assert abs(report["chosen_routing"]["gap"]) < 0.03
+
+
+@pytest.mark.slow
+def test_default_predictor_on_all_of_train_captures_a_fifth_of_the_headroom() -> None:
+    run = train_predictor(llmrouter("train"), "tfidf", seed=0, eval_workload=llmrouter("test"))
+    assert run.report["routing"]["captured_headroom"] > 0.2
+    assert abs(run.report["chosen_routing"]["gap"]) < 0.04
