@@ -1,4 +1,4 @@
-"""The package layout of DESIGN.md §4: a stage imports only from stages to its left."""
+"""The package layout of docs/architecture.md §2: a stage imports only from stages to its left."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_imports_point_left(module: Path) -> None:
 
 
 def test_import_does_no_work() -> None:
-    """Importing the CLI must not read files, start clients or compute (DESIGN.md §5.10)."""
+    """Importing the CLI must not read files, start clients or compute (architecture §6.12)."""
     import subprocess
     import sys
 

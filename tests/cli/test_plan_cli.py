@@ -390,9 +390,12 @@ def test_plan_with_a_predictor_routes_on_predictions(tmp_path: Path) -> None:
 
 
 def test_predictor_for_other_models_is_rejected(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"prompt_id": list("abcd"),
-                          "prompt": ["solve this sum", "write a poem", "add numbers", "a verse"],
-                          "other": [1.0, 0.0, 1.0, 0.0], "small": [0.0, 1.0, 0.0, 1.0]})
+    n = 40
+    frame = pd.DataFrame({"prompt_id": [f"q{i}" for i in range(n)],
+                          "prompt": [("solve this sum " if i % 2 else "write a poem ") + str(i)
+                                     for i in range(n)],
+                          "other": [float(i % 2) for i in range(n)],
+                          "small": [float(1 - i % 2) for i in range(n)]})
     frame.to_csv(tmp_path / "train.csv", index=False)
     res = runner.invoke(app, ["train-predictor", "--workload", str(tmp_path / "train.csv"),
                               "--out", str(tmp_path / "pred"), "--kind", "knn", "--folds", "2"])

@@ -1,6 +1,7 @@
 """Monotone latency curves: rate (requests/s) → latency statistic (ms).
 
-Estimator convention (docs/architecture.md §6.11): ``fit`` returns ``self``; learned state ends in ``_``.
+Estimator convention (docs/architecture.md §6.11): ``fit`` returns ``self``; learned state
+ends in ``_``.
 Curves are non-decreasing by construction: points that decrease with rate (measurement
 noise) are pooled by isotonic regression and every adjusted point is logged by name —
 never silently. A curve is ``+inf`` past its highest profiled rate (no data, no promise).

@@ -1,4 +1,5 @@
-"""Derived workloads: cited per-task accuracies → correlated per-prompt outcomes (docs/architecture.md §5).
+"""Derived workloads: cited per-task accuracies → correlated per-prompt outcomes
+(docs/architecture.md §5).
 
 Stage: scenarios (pure functions; uses ``spec`` only).
 Inputs: :class:`ScenarioData` (per-model per-task accuracy, task mix, length statistics), the
