@@ -1,6 +1,6 @@
-"""Stage 1 — discrete-event simulation of one vLLM-like serving instance.
+"""Stage 1 — discrete-event model of one vLLM-like serving instance (the one engine model).
 
-Inputs: per-request arrival times (s), prompt and output lengths (tokens), the instance's
+Inputs: requests (arrival time in s, prompt and output lengths in tokens), the instance's
 KV-cache capacity (tokens), an ``EngineConfig`` and a ``StepModel`` giving step times (ms).
 Outputs: per-request TTFT, TPOT and end-to-end latency (ms), throughput (requests/s) and the
 mean decode batch size reached.
@@ -15,6 +15,13 @@ freed and it is recomputed later, as vLLM's recompute preemption does).
 For speed, runs of identical decode-only steps are advanced in one jump up to the next
 event (an arrival, a completion or a full KV cache); the step time of a jump uses the mean
 KV length at its midpoint.
+
+One model, three drivers: :func:`simulate` serves a known list of arrivals to completion
+(the profile estimator); the cluster simulator (``routerwise.simulate``) submits requests
+online to several :class:`Engine` instances and advances them step by step in time order,
+bounding each decode jump by the next moment something outside the engine can change
+(``horizon_s``: the next arrival it may receive; ``until_s``: a co-runner's step end);
+the emulator runs one step at a time (``until_s = t``) against the wall clock.
 """
 
 from __future__ import annotations
@@ -53,6 +60,10 @@ class EngineConfig:
             if not (isinstance(value, int) and value >= 1):
                 raise InputError(f"{name}={value!r} must be a positive integer")
 
+    def usable_kv_tokens(self, kv_capacity_tokens: int) -> int:
+        """KV capacity rounded down to whole blocks."""
+        return kv_capacity_tokens // self.block_size_tokens * self.block_size_tokens
+
 
 @dataclass(frozen=True, slots=True)
 class SimResult:
@@ -66,22 +77,38 @@ class SimResult:
     preemptions: int
 
 
-class _Sim:
-    """Mutable state of one run; ``run`` drives it (kept private: the API is ``simulate``)."""
+def check_fits(longest_tokens: int, usable_kv_tokens: int) -> None:
+    """A request of ``longest_tokens`` (prompt + output) must fit the KV cache."""
+    if longest_tokens > usable_kv_tokens:
+        raise InfeasibleError(
+            f"a request of {longest_tokens} tokens (prompt + output) exceeds the KV cache of "
+            f"{usable_kv_tokens} tokens; give the model more memory (higher tp or share) or "
+            "shorter requests",
+            reachable={"kv_capacity_tokens": usable_kv_tokens,
+                       "longest_request_tokens": longest_tokens},
+        )
 
-    def __init__(
-        self, arrivals_s: FloatArray, isl: list[int], osl: list[int], cap: int,
-        cfg: EngineConfig, steps: StepModel,
-    ) -> None:
-        self.arr = [float(a) for a in arrivals_s]
-        self.isl, self.osl, self.cap, self.cfg, self.steps = isl, osl, cap, cfg, steps
-        n = len(isl)
-        self.ttft = [math.nan] * n
-        self.first_s = [0.0] * n
-        self.e2e = [math.nan] * n
-        self.gen = [0] * n  # tokens generated so far (kept up to date except for decoders)
-        self.pre_len = [0] * n
-        self.pre_rem = [0] * n
+
+class Engine:
+    """Mutable scheduler state of one instance, advanced one step (or decode jump) at a time.
+
+    Times are in seconds on the engine's own clock ``t`` (the end of its last step). Request
+    ids are submission indices. ``submit`` requests in non-decreasing arrival order; a
+    request is seen by the scheduler at the first step that starts at or after its arrival.
+    """
+
+    def __init__(self, kv_capacity_tokens: int, config: EngineConfig, steps: StepModel) -> None:
+        self.cap = config.usable_kv_tokens(kv_capacity_tokens)
+        self.cfg, self.steps = config, steps
+        self.arr: list[float] = []
+        self.isl: list[int] = []
+        self.osl: list[int] = []
+        self.ttft: list[float] = []
+        self.first_s: list[float] = []
+        self.e2e: list[float] = []
+        self.gen: list[int] = []  # tokens generated so far (kept up to date except for decoders)
+        self.pre_len: list[int] = []
+        self.pre_rem: list[int] = []
         self.waiting: deque[int] = deque()
         self.prefilling: list[int] = []
         self.finish_g: dict[int, int] = {}  # decoding rid -> G at which it finishes
@@ -98,6 +125,46 @@ class _Sim:
         self.batch_ms = 0.0
         self.preemptions = 0
         self.last_finish = 0.0
+        self.completed_last_step = 0  # requests that finished at ``t`` (in the last step)
+
+    # -- requests ----------------------------------------------------------------------
+    def submit(self, arrival_s: float, input_tokens: int, output_tokens: int) -> int:
+        """Queue a request (arrivals in non-decreasing order); returns its id."""
+        self.arr.append(float(arrival_s))
+        self.isl.append(int(input_tokens))
+        self.osl.append(int(output_tokens))
+        for lst, value in ((self.ttft, math.nan), (self.first_s, 0.0), (self.e2e, math.nan)):
+            lst.append(value)
+        for ints in (self.gen, self.pre_len, self.pre_rem):
+            ints.append(0)
+        return len(self.arr) - 1
+
+    @property
+    def submitted(self) -> int:
+        return len(self.arr)
+
+    def outstanding(self) -> int:
+        """Requests submitted and not finished."""
+        return len(self.arr) - self.done
+
+    def generated(self, rid: int) -> int:
+        """Tokens request ``rid`` has generated so far."""
+        fin = self.finish_g.get(rid)
+        return self.gen[rid] if fin is None else self.osl[rid] - (fin - self.g)
+
+    def has_work(self) -> bool:
+        """Something is running, waiting, or submitted and not yet seen."""
+        return bool(self.finish_g or self.prefilling or self.waiting) or self.nxt < len(self.arr)
+
+    def next_step_s(self) -> float:
+        """When the next step starts (``inf`` when there is nothing to do)."""
+        if self.finish_g or self.prefilling or self.waiting:
+            return self.t
+        return max(self.t, self.arr[self.nxt]) if self.nxt < len(self.arr) else math.inf
+
+    def advance_clock(self, t_s: float) -> None:
+        """Idle until ``t_s`` (no effect when the clock is already past it)."""
+        self.t = max(self.t, t_s)
 
     # -- bookkeeping -------------------------------------------------------------------
     def used(self) -> int:
@@ -160,6 +227,7 @@ class _Sim:
         self.e2e[rid] = (self.t - self.arr[rid]) * 1e3
         self.gen[rid] = self.osl[rid]
         self.done += 1
+        self.completed_last_step += 1
         self.last_finish = self.t
         if rid in self.order:
             self.order.remove(rid)
@@ -200,22 +268,32 @@ class _Sim:
                 self.finish_prefill(rid)
         self.pop_completions()
 
-    def decode_jump(self) -> None:
+    def decode_jump(self, horizon_s: float, until_s: float) -> None:
         seqs = len(self.finish_g)
         k = min(self.next_finish_steps(), (self.cap - self.used()) // seqs)
         dt = self.steps.decode_ms(seqs, self.mean_kv(0))
-        if not self.waiting and self.nxt < len(self.arr):
-            k = min(k, max(1, math.ceil((self.arr[self.nxt] - self.t) * 1e3 / dt)))
+        if not self.waiting:
+            nxt = self.arr[self.nxt] if self.nxt < len(self.arr) else horizon_s
+            if nxt < math.inf:
+                k = min(k, max(1, math.ceil((nxt - self.t) * 1e3 / dt)))
+        if until_s < math.inf:
+            k = min(k, max(1, math.ceil((until_s - self.t) * 1e3 / dt)))
         k = max(1, k)
         dt = self.steps.decode_ms(seqs, self.mean_kv(k / 2))
         self.advance(dt, k, seqs)
         self.g += k
         self.pop_completions()
 
-    def step(self) -> None:
+    def step(self, horizon_s: float = math.inf, until_s: float = math.inf) -> None:
+        """One scheduler iteration: a mixed step; a decode jump, which ends at the first step
+        boundary at or after ``until_s`` and, when nothing waits, after the next submitted
+        arrival or ``horizon_s`` (an arrival that may still be submitted); or, when idle, a
+        jump of the clock to the next submitted arrival."""
+        self.completed_last_step = 0
         self.take_arrivals()
         if not (self.finish_g or self.prefilling or self.waiting):
-            self.t = max(self.t, self.arr[self.nxt])
+            if self.nxt < len(self.arr):
+                self.t = max(self.t, self.arr[self.nxt])
             return
         while self.finish_g and self.used() + len(self.finish_g) > self.cap:
             self.preempt()
@@ -231,11 +309,12 @@ class _Sim:
         if chunks:
             self.mixed_step(chunks)
         elif self.finish_g:
-            self.decode_jump()
+            self.decode_jump(horizon_s, until_s)
         else:
             raise AssertionError("scheduler stalled: waiting requests but nothing can run")
 
     def run(self) -> None:
+        """Serve every submitted request to completion."""
         while self.done < len(self.arr):
             self.step()
 
@@ -251,15 +330,11 @@ def simulate(
     """Serve every request (sorted ``arrivals_s``) to completion; return its latencies."""
     isl = [int(v) for v in input_tokens]
     osl = [int(v) for v in output_tokens]
-    cap = kv_capacity_tokens // config.block_size_tokens * config.block_size_tokens
-    longest = max(i + o for i, o in zip(isl, osl, strict=True))
-    if longest > cap:
-        raise InfeasibleError(
-            f"a request of {longest} tokens (prompt + output) exceeds the KV cache of {cap} "
-            "tokens; give the model more memory (higher tp or share) or shorter requests",
-            reachable={"kv_capacity_tokens": cap, "longest_request_tokens": longest},
-        )
-    sim = _Sim(arrivals_s, isl, osl, cap, config, steps)
+    check_fits(max(i + o for i, o in zip(isl, osl, strict=True)),
+               config.usable_kv_tokens(kv_capacity_tokens))
+    sim = Engine(kv_capacity_tokens, config, steps)
+    for a, i, o in zip(arrivals_s, isl, osl, strict=True):
+        sim.submit(float(a), i, o)
     sim.run()
     first = [sim.first_s[r] for r in range(len(osl))]
     tpot = [
