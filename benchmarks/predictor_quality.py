@@ -1,0 +1,100 @@
+"""Held-out quality of each predictor kind on real data (LLMRouter 9 models, RouteLLM 2 models).
+
+For each data set and kind: train on the training split, predict the test split, and print
+routing quality without a latency constraint — best single model, random, the predictor's
+argmax, the oracle, the captured headroom (predictor − best) / (oracle − best) — and the
+predictor's own estimate of its routing against the measured quality (calibration). LLMRouter
+rows also show the test prompts that do not appear verbatim in train.json ("unseen": 119 of
+the 500 test prompts are copies of training prompts) and prediction without task hints.
+Goal (issue 8): ≥ 25% of the headroom on LLMRouter; estimate within 0.02 of measured.
+
+Run: ``.venv/bin/python benchmarks/predictor_quality.py [--kinds tfidf,knn,task,embedding]
+[--routellm-max N]`` (data from ../shared/data; embedding needs the ``embed`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from predictor_data import DATA, llmrouter, routellm
+from routerwise.predict.evaluate import heldout_report, predict_on
+from routerwise.predict.train import train_predictor
+from routerwise.spec.workload import Workload
+
+HEADER = (f"{'data':10s} {'kind':10s} {'rows':14s} {'n':>5s} {'best':>6s} {'random':>6s} "
+          f"{'pred':>6s} {'oracle':>6s} {'capt':>6s} {'est':>6s} {'meas':>6s} {'fit_s':>6s}")
+
+
+def _row(data: str, kind: str, rows: str, report: dict[str, object], fit_s: float) -> str:
+    r, c = report["routing"], report["chosen_routing"]
+    assert isinstance(r, dict) and isinstance(c, dict)
+    return (f"{data:10s} {kind:10s} {rows:14s} {report['num_prompts']:>5d} "
+            f"{r['best_single']:6.3f} {r['random']:6.3f} {r['predictor']:6.3f} "
+            f"{r['oracle']:6.3f} {r['captured_headroom']:6.1%} {c['predicted']:6.3f} "
+            f"{c['measured']:6.3f} {fit_s:6.1f}")
+
+
+def _kinds(requested: str) -> list[str]:
+    kinds = [k for k in requested.split(",") if k]
+    if "embedding" in kinds and importlib.util.find_spec("sentence_transformers") is None:
+        print("embedding: skipped (install the extra: pip install 'routerwise[embed]')")
+        kinds.remove("embedding")
+    return kinds
+
+
+def evaluate(data: str, kind: str, train: Workload, test: Workload,
+             unseen: np.ndarray | None) -> None:
+    start = time.perf_counter()
+    run = train_predictor(train, kind, seed=0, eval_workload=test)
+    fit_s = time.perf_counter() - start
+    print(_row(data, kind, "all", run.report, fit_s), flush=True)
+    held = test.select_models(train.models)
+    labels = np.asarray(held.labels)
+    if unseen is not None:
+        scores = predict_on(run.predictor, held)
+        sub = heldout_report(scores[unseen], labels[unseen], train.models)
+        print(_row(data, kind, "unseen", sub, fit_s), flush=True)
+    if kind != "task":
+        cols = [run.predictor.models.index(m) for m in held.models]
+        blind = run.predictor.predict(held.prompts, None)[:, cols]
+        print(_row(data, kind, "no task hint", heldout_report(blind, labels, train.models),
+                   fit_s), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kinds", default="tfidf,knn,task,embedding")
+    parser.add_argument("--data", default="llmrouter,routellm")
+    parser.add_argument("--routellm-max", type=int, default=0,
+                        help="use a seeded sample of this many RouteLLM prompts (0: all)")
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"no data at {DATA} (see ../shared/data/README.md)")
+    kinds = _kinds(args.kinds)
+    print(HEADER)
+    if "llmrouter" in args.data:
+        train, test = llmrouter("train"), llmrouter("test")
+        seen = set(train.prompts or ())
+        unseen = np.array([p not in seen for p in test.prompts or ()])
+        for kind in kinds:
+            evaluate("llmrouter", kind, train, test, unseen)
+    if "routellm" in args.data:
+        train, test = routellm(seed=0)
+        if args.routellm_max:
+            rng = np.random.default_rng(0)
+            train = train.sample(int(args.routellm_max * 0.8), rng)
+            test = test.sample(args.routellm_max - train.num_prompts, rng)
+        for kind in kinds:
+            evaluate("routellm", kind, train, test, None)
+
+
+if __name__ == "__main__":
+    main()
