@@ -27,6 +27,12 @@ MAX_SAMPLES_PER_SEGMENT = 4000
 
 def lower_hull(xs: FloatArray, ys: FloatArray) -> np.ndarray:
     """Indices of the lower convex hull of points sorted by x (Andrew's monotone chain)."""
+    # the usual case, a strictly convex polyline, in one vectorised test: the chain would pop
+    # nothing when every consecutive triple turns left (the same cross product as below)
+    cross = ((xs[1:-1] - xs[:-2]) * (ys[2:] - ys[:-2])
+             - (ys[1:-1] - ys[:-2]) * (xs[2:] - xs[:-2]))
+    if np.all(cross > 0):
+        return np.arange(len(xs), dtype=np.intp)
     hull: list[int] = []
     for i in range(len(xs)):
         while len(hull) >= 2:

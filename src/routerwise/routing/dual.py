@@ -18,22 +18,39 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from routerwise.routing.costs import ModelCost, build_cost
+from routerwise.routing.demand import Demand, transposed
 from routerwise.routing.problem import FEASIBILITY_RTOL, RoutingProblem, RoutingResult
 from routerwise.routing.reachable import capacity_caps_x, envelope_floor_ms, infeasible_result
-from routerwise.routing.supply import Supply, capacity_supply
-from routerwise.spec.core import FloatArray
+from routerwise.routing.supply import Supply, SupplyStack, capacity_supply
+from routerwise.spec.core import FloatArray, readonly
 
 DEFAULT_TIE_TEMPERATURE = 1e-4
 GRAD_TOL = 1e-10  # |supply − demand| in fractions of requests
 #: The β search stops once the fleet latency is within this fraction below the SLO: the
-#: quality left on the table is about β·SLO_RTOL·τ, below 1e-5 in practice.
-SLO_RTOL = 1e-5
+#: quality left on the table is about β·SLO_RTOL·τ, below 1e-6 in practice.
+SLO_RTOL = 1e-6
+#: … and on a coarse sample (only a warm start) within this fraction.
+COARSE_SLO_RTOL = 1e-3
 CONTINUATION = (1e-2, 1e-3)  # temperatures for a cold start, before the target one
+#: The β search steps by at most this factor until it has a bracket, and gives up on meeting
+#: the SLO above ``BETA_MAX_PER_MS / τ``.
+BETA_GROWTH = 10.0
+BETA_MAX_PER_MS = 1e9
+MAX_BETA_SOLVES = 80
+#: Workloads with at least this many prompts are first solved on a sample of about
+#: ``COARSE_PROMPTS`` of them, whose prices and multiplier warm-start the full solve.
+COARSE_MIN_PROMPTS = 40_000
+COARSE_PROMPTS = 10_000
+#: The sample is routed at this tie temperature at least: few prompts lie within 1e-4 of a
+#: tie in a sample, so its demand would be a staircase that Newton's method crawls along.
+COARSE_TEMPERATURE = 1e-3
+#: A hint (a sample's or a similar setup's prices) is first polished at these temperatures.
+HINT_LADDER = (COARSE_TEMPERATURE,)
 
 
 @dataclass(slots=True)
@@ -45,86 +62,15 @@ class _State:
     slopes: FloatArray | None = None  # each supply's slope at alpha
 
 
-#: A prompt whose best model beats the runner-up by more than this many temperatures routes
-#: to it with share 1 − O(e^-40): it is "decided" and handled in closed form.
-DECIDED_MARGIN_T = 40.0
-#: How far prices may move (score units) before the decided/active split is recomputed.
-REBASE_BUDGET = 0.02
-#: Below this many prompts the split costs more than it saves.
-ACTIVE_SET_MIN_PROMPTS = 10_000
-
-
-def softmax_shares(scores_t: FloatArray, alpha: FloatArray, t: float) -> FloatArray:
-    """The routing (K × N): argmax of score − α, ties split by a softmax at temperature t."""
-    z = (scores_t - alpha[:, None]) / t
-    z -= z.max(axis=0)
-    np.exp(z, out=z)
-    z /= z.sum(axis=0)
-    return z
-
-
-class _Demand:
-    """The softmax demand side of Φ for one score matrix and temperature.
-
-    Scores are held transposed (K × N) so reductions over models are K-way elementwise
-    operations on contiguous rows. Only prompts near a tie (the *active* set) are evaluated
-    by softmax; decided prompts contribute in closed form (their counts and score sums), which
-    stays exact while prices move less than ``REBASE_BUDGET`` from where the split was made.
-    One instance serves every β of a search, so the split is rarely recomputed.
-    """
-
-    def __init__(self, scores_t: FloatArray, t: float) -> None:
-        self.scores_t = scores_t
-        self.k, self.n = scores_t.shape
-        self.t = t
-        self.ref: FloatArray | None = None
-        self.active = np.empty((self.k, 0))
-        self.counts = np.zeros(self.k)
-        self.decided_score_sum = 0.0
-
-    def _rebase(self, alpha: FloatArray) -> None:
-        if self.n < ACTIVE_SET_MIN_PROMPTS:  # small workloads: every prompt stays active
-            self.active = self.scores_t / self.t
-            self.counts = np.zeros(self.k)
-            self.decided_score_sum = 0.0
-            self.ref = np.full(self.k, np.nan)  # never stale
-            return
-        z = self.scores_t - alpha[:, None]
-        top = np.maximum.reduce(z, axis=0)
-        is_top = z >= top
-        second = np.maximum.reduce(np.where(is_top, -np.inf, z), axis=0)
-        ties = is_top.sum(axis=0) > 1
-        margin = np.where(ties, 0.0, top - second)
-        active = margin < DECIDED_MARGIN_T * self.t + 2 * REBASE_BUDGET
-        self.active = np.ascontiguousarray(self.scores_t[:, active]) / self.t
-        winners = is_top[:, ~active]  # exactly one True per decided column
-        self.counts = winners.sum(axis=1).astype(float)
-        self.decided_score_sum = float(self.scores_t[:, ~active][winners].sum())
-        self.ref = alpha.copy()
-
-    def evaluate(self, alpha: FloatArray) -> tuple[float, FloatArray, FloatArray]:
-        """(mean t·logsumexp, demand (K,), Hessian of the demand side) at ``alpha``."""
-        if self.ref is None or np.abs(alpha - self.ref).max() > REBASE_BUDGET:  # NaN: never
-            self._rebase(alpha)
-        z = self.active - (alpha / self.t)[:, None]
-        zmax = np.maximum.reduce(z, axis=0) if z.shape[1] else np.zeros(0)
-        z -= zmax
-        np.exp(z, out=z)
-        total = np.add.reduce(z, axis=0)
-        lse_sum = float(zmax.sum() + np.log(total).sum())
-        z /= total
-        active_demand = z.sum(axis=1)
-        demand = (active_demand + self.counts) / self.n
-        # t·logsumexp of a decided prompt is its best score minus that model's price
-        value = (self.t * lse_sum + self.decided_score_sum - float(self.counts @ alpha)) / self.n
-        hess = (np.diag(active_demand) - z @ z.T) / (self.t * self.n)
-        return value, demand, hess
+#: Screening margin (temperatures) at the warm-up temperatures of a cold start: there the
+#: prices only need to be a good start, so e^-12 ≈ 6e-6 is plenty and keeps rows narrow.
+WARM_MARGIN_T = 12.0
 
 
 class _Objective:
     """Φ(α) = demand side + Σ_m ψ_m(α_m) for fixed supplies."""
 
-    def __init__(self, demand: _Demand, supplies: list[Supply]) -> None:
+    def __init__(self, demand: Demand, supplies: SupplyStack) -> None:
         self.demand = demand
         self.t = demand.t
         self.supplies = supplies
@@ -132,11 +78,8 @@ class _Objective:
     def evaluate(self, alpha: FloatArray) -> _Point:
         """Value, gradient and Hessian at ``alpha``."""
         d_value, demand, d_hess = self.demand.evaluate(alpha)
-        pairs = list(zip(self.supplies, alpha.tolist(), strict=True))
-        supply = np.array([s.load(a) for s, a in pairs])
-        slopes = np.array([s.slope(a) for s, a in pairs])
-        psi = sum(s.conjugate(a) for s, a in pairs)
-        return _Point(alpha=alpha, value=d_value + psi, grad=supply - demand,
+        supply, slopes, psi = self.supplies.evaluate(alpha)
+        return _Point(alpha=alpha, value=d_value + float(psi.sum()), grad=supply - demand,
                       hess=d_hess + np.diag(slopes), demand=demand, slopes=slopes)
 
 
@@ -151,16 +94,29 @@ class _Point:
 
 
 def _regularized_solve(hess: FloatArray, rhs: FloatArray) -> FloatArray:
-    """``H⁻¹·rhs`` with H's eigenvalues floored at a small positive value.
+    """``(H + μI)⁻¹·rhs`` with the smallest shift ``μ ≥ 1e-9·max diag(H)`` that keeps the
+    matrix positive definite.
 
     Φ is convex but its Hessian can be singular (no prompt near a tie, a supply in a flat
-    piece) and rounding can make it slightly indefinite; flooring the spectrum keeps the
-    Newton direction a descent direction (steepest descent along the flat directions).
+    piece) and rounding can make it slightly indefinite; the shift keeps the Newton direction
+    a descent direction (steepest descent along the flat directions). A Cholesky test is used
+    rather than an eigendecomposition: LAPACK's ``syevd`` threads even on 32 × 32 matrices and
+    stalls for tens of milliseconds per call on a busy machine.
     """
-    lam, vec = np.linalg.eigh(0.5 * (hess + hess.T))
-    floor = max(1e-9 * float(lam.max(initial=0.0)), 1e-12)
-    out: FloatArray = vec @ ((vec.T @ rhs) / np.maximum(lam, floor))
-    return out
+    k = len(rhs)
+    shift = max(1e-9 * float(np.abs(np.diag(hess)).max(initial=0.0)), 1e-12)
+    sym = 0.5 * (hess + hess.T)
+    eye = np.eye(k)
+    for _ in range(60):
+        shifted = sym + shift * eye
+        try:
+            np.linalg.cholesky(shifted)
+        except np.linalg.LinAlgError:
+            shift *= 10.0
+            continue
+        out: FloatArray = np.asarray(np.linalg.solve(shifted, rhs), dtype=np.float64)
+        return out
+    raise np.linalg.LinAlgError("no positive shift makes the Hessian positive definite")
 
 
 def _accept(cur: _Point, trial: _Point, s: float, slope: float) -> bool:
@@ -174,17 +130,26 @@ def _accept(cur: _Point, trial: _Point, s: float, slope: float) -> bool:
 
 def _newton(obj: _Objective, alpha0: FloatArray, max_iter: int = 100,
             tol: float = GRAD_TOL) -> _State:
-    """Damped Newton with Armijo backtracking and a step cap; K is small (≤ ~16)."""
+    """Damped Newton with Armijo backtracking inside a trust radius (max-norm, score units).
+
+    Far from the optimum the demand is nearly piecewise constant and full Newton steps are
+    rejected again and again; the radius remembers the last step length that worked (twice
+    it after a full step), so later iterations do not repeat the same rejected trials, each of
+    which may cost a screen of many prompts.
+    """
     cur = obj.evaluate(alpha0.astype(np.float64, copy=True))
     max_step = max(0.5, 50 * obj.t)
+    min_step = 10 * obj.t  # Newton's model is good within a few temperatures of a kink
+    radius = max_step
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 (it is reported)
         if np.abs(cur.grad).max() <= tol:
             break
         step = -_regularized_solve(cur.hess, cur.grad)
-        big = np.abs(step).max()
-        if big > max_step:
-            step *= max_step / big
+        big = float(np.abs(step).max())
+        if big > radius:
+            step *= radius / big
+            big = radius
         slope = float(cur.grad @ step)
         s = 1.0
         while True:
@@ -194,34 +159,37 @@ def _newton(obj: _Objective, alpha0: FloatArray, max_iter: int = 100,
             s *= 0.5
         if s <= 1e-12:
             break  # no descent possible at this precision
+        radius = min(max_step, 2 * big) if s == 1.0 else max(s * big, min_step)
         cur = trial
     return _State(alpha=cur.alpha, demand=cur.demand, iterations=it, hess=cur.hess,
                   slopes=cur.slopes)
 
 
-def _balanced_start(supplies: list[Supply]) -> FloatArray:
+def _balanced_start(supplies: SupplyStack) -> FloatArray:
     """One common price at which the supplies sum to all requests (scores ignored)."""
-    lo = min(float(s.p[0]) for s in supplies) - 1.0
-    hi = max(float(s.p[-1]) for s in supplies) + 1.0
+    k = len(supplies.last)
+    lo = float(supplies.p[:, 0].min()) - 1.0
+    hi = float(supplies.p[np.arange(k), supplies.last].max()) + 1.0
     for _ in range(100):
         mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if sum(s.load(mid) for s in supplies) >= 1.0 else (mid, hi)
-    return np.full(len(supplies), hi)
+        load = supplies.evaluate(np.full(k, mid))[0]
+        lo, hi = (lo, mid) if float(load.sum()) >= 1.0 else (mid, hi)
+    return np.full(k, hi)
 
 
-def solve_prices(
-    demand: _Demand, supplies: list[Supply], alpha0: FloatArray | None = None
-) -> _State:
+def solve_prices(demand: Demand, supplies: SupplyStack, alpha0: FloatArray | None = None,
+                 ladder: Sequence[float] = ()) -> _State:
     """Prices whose argmax routing (softmax ties at ``demand.t``) equals the supplies' loads.
 
-    A cold start (``alpha0`` None) walks down a temperature ladder first.
+    Newton's method at a tiny temperature crawls when it starts far away (the demand is
+    nearly piecewise constant there), so a start first walks down a ladder of warmer
+    temperatures: ``CONTINUATION`` for a cold start (``alpha0`` None), ``ladder`` otherwise.
     """
-    if alpha0 is not None:
-        return _newton(_Objective(demand, supplies), alpha0)
-    alpha = _balanced_start(supplies)
-    total_it = 0
-    for t_warm in (c for c in CONTINUATION if c > demand.t):
-        warm = _Demand(demand.scores_t, t_warm)
+    if alpha0 is None:
+        alpha0, ladder = _balanced_start(supplies), CONTINUATION
+    alpha, total_it = alpha0, 0
+    for t_warm in (c for c in ladder if c > demand.t):
+        warm = Demand(demand.scores_t, t_warm, margin_t=WARM_MARGIN_T)
         state = _newton(_Objective(warm, supplies), alpha, max_iter=40, tol=1e-6)
         alpha, total_it = state.alpha, total_it + state.iterations
     final = _newton(_Objective(demand, supplies), alpha)
@@ -242,9 +210,10 @@ class _Eval:
 @dataclass(frozen=True, slots=True)
 class _Ctx:
     problem: RoutingProblem
-    demand: _Demand  # softmax demand at the target temperature, shared by all β
+    demand: Demand  # softmax demand at the target temperature, shared by all β
     base: list[tuple[FloatArray, FloatArray]]  # knots (marginal cost ms, fraction) per model
     t: float
+    slo_rtol: float = SLO_RTOL  # accepted window [τ(1 − slo_rtol), τ] for the fleet latency
 
 
 def _sensitivity(state: _State, beta: float, t: float) -> tuple[FloatArray, float]:
@@ -277,12 +246,13 @@ def _evaluate(ctx: _Ctx, beta: float, warm: _Eval | None) -> _Eval:
     return _evaluate_from(ctx, beta, alpha0)
 
 
-def _evaluate_from(ctx: _Ctx, beta: float, alpha0: FloatArray | None) -> _Eval:
+def _evaluate_from(ctx: _Ctx, beta: float, alpha0: FloatArray | None,
+                   ladder: Sequence[float] = ()) -> _Eval:
     problem = ctx.problem
-    supplies = [Supply.of_cost(p, x, beta, ctx.t) for p, x in ctx.base]
+    supplies = SupplyStack.of([Supply.of_cost(p, x, beta, ctx.t) for p, x in ctx.base])
     if alpha0 is not None and not np.all(np.isfinite(alpha0)):
         alpha0 = None
-    state = solve_prices(ctx.demand, supplies, alpha0)
+    state = solve_prices(ctx.demand, supplies, alpha0, ladder)
     fleet = problem.fleet_ttft_ms(state.demand)
     caps = np.array([c.capacity_rps_ for c in problem.curves]) / problem.total_rps
     ok = fleet <= problem.slo_ms * (1 + FEASIBILITY_RTOL) and bool(
@@ -292,73 +262,109 @@ def _evaluate_from(ctx: _Ctx, beta: float, alpha0: FloatArray | None) -> _Eval:
                  dfleet_dlogbeta=dfleet)
 
 
+@dataclass(slots=True)
+class _Bracket:
+    """The β search's state: the largest infeasible and smallest feasible β seen so far."""
+
+    lo: _Eval | None = None  # misses the SLO
+    hi: _Eval | None = None  # meets it
+    open_steps: int = 0  # solves so far without a bracket
+    steps: list[float] = field(default_factory=list)  # |Δ log β| of each move
+
+    def add(self, e: _Eval, previous: _Eval | None) -> None:
+        if e.feasible:
+            self.hi = e
+        else:
+            self.lo = e
+        self.open_steps += self.lo is None or self.hi is None
+        if previous is not None:
+            self.steps.append(abs(math.log(e.beta / previous.beta)))
+
+    def width(self) -> float:
+        if self.lo is None or self.hi is None:
+            return math.inf
+        return abs(math.log(self.hi.beta / self.lo.beta))
+
+
+def _newton_log_beta(e: _Eval, target_ms: float) -> float | None:
+    """Newton's step on ``fleet(log β) = target`` from ``e``; None without a usable slope."""
+    slope = e.dfleet_dlogbeta
+    if not (math.isfinite(slope) and slope < 0 and math.isfinite(e.fleet_ms)):
+        return None
+    return math.log(e.beta) + (target_ms - e.fleet_ms) / slope
+
+
+def _inside(cur: _Eval, br: _Bracket, tau: float, newton: float | None) -> float:
+    """Next log β strictly inside the bracket: Newton's step when it lands inside and is at
+    most half the step before last (as in *rtsafe*), else regula falsi kept off the ends."""
+    assert br.lo is not None and br.hi is not None
+    u_lo, u_hi = math.log(br.lo.beta), math.log(br.hi.beta)
+    width = u_hi - u_lo
+    if newton is not None and u_lo < newton < u_hi and (
+            len(br.steps) < 2 or abs(newton - math.log(cur.beta)) <= 0.5 * br.steps[-2]):
+        return newton
+    f_lo, f_hi = br.lo.fleet_ms - tau, br.hi.fleet_ms - tau
+    if not (math.isfinite(f_lo) and f_lo > f_hi):
+        return 0.5 * (u_lo + u_hi)
+    u = u_hi - f_hi * width / (f_hi - f_lo)
+    return min(max(u, u_lo + 0.05 * width), u_hi - 0.05 * width)
+
+
+def _next_log_beta(ctx: _Ctx, cur: _Eval, br: _Bracket, beta_min: float) -> float:
+    """Where to evaluate next: a safeguarded Newton step on log β towards the middle of the
+    accepted window ``[τ(1 − slo_rtol), τ]``, at most a factor ``BETA_GROWTH`` away until
+    the bracket closes."""
+    tau = ctx.problem.slo_ms
+    newton = _newton_log_beta(cur, tau * (1 - 0.5 * ctx.slo_rtol))
+    if br.lo is not None and br.hi is not None:
+        return _inside(cur, br, tau, newton)
+    reach = math.log(BETA_GROWTH)
+    # a Newton step that fell short makes the next one at least 4× longer (fleet(β) may be
+    # flat for a while, e.g. where the SLO does not bind)
+    least = min(reach, 1e-3 * 4.0 ** (br.open_steps - 1))
+    if br.hi is not None:  # all feasible so far: go down
+        u_hi = math.log(br.hi.beta)
+        u = u_hi - reach if newton is None else min(max(newton, u_hi - reach), u_hi - least)
+        return max(u, math.log(beta_min))
+    assert br.lo is not None  # all infeasible so far: go up
+    u_lo = math.log(br.lo.beta)
+    return u_lo + reach if newton is None else max(min(newton, u_lo + reach), u_lo + least)
+
+
 def _search_beta(ctx: _Ctx, hint: Hint | None = None) -> tuple[_Eval, int]:
     """Smallest β (to tolerance) whose routing meets the SLO on the real curves.
 
-    Brackets by factors of ``growth`` from ``1/τ`` (or from a hint's β, by smaller factors),
-    then refines by regula falsi.
+    The fleet latency falls with β; each solve also gives its derivative (implicit function
+    theorem), so a safeguarded Newton iteration on log β from ``1/τ`` (or a hint's β) lands
+    in the accepted window ``[τ(1 − slo_rtol), τ]`` in a few solves, each warm-started from
+    the nearest solved β.
     """
     span = max(float(p[-1] - p[0]) for p, _ in ctx.base)
     beta_min = ctx.t / max(span, 1e-12)  # below this the price ramps are narrower than t
     tau = ctx.problem.slo_ms
-    if hint is not None and hint.beta > 0:
-        cur = _evaluate_from(ctx, max(hint.beta, beta_min), hint.alpha)
-        growth = 3.0
+    if hint is not None and math.isfinite(hint.beta) and hint.beta > 0:
+        cur = _evaluate_from(ctx, max(hint.beta, beta_min), hint.alpha, HINT_LADDER)
     else:
         cur = _evaluate(ctx, 1.0 / tau, None)
-        growth = 10.0
-    solves = 1
-    lo: _Eval | None = None
-    hi: _Eval | None = None
-    if cur.feasible:
-        hi = cur
-        while hi.beta > beta_min:
-            nxt = _evaluate(ctx, max(hi.beta / growth, beta_min), hi)
-            solves += 1
-            if not nxt.feasible:
-                lo = nxt
-                break
-            hi = nxt
-        if lo is None:
-            return hi, solves  # the SLO does not bind: β ≈ 0
-    else:
-        lo = cur
-        while hi is None and lo.beta < 1e9 / tau:
-            nxt = _evaluate(ctx, lo.beta * growth, lo)
-            solves += 1
-            hi, lo = (nxt, lo) if nxt.feasible else (None, nxt)
-        if hi is None:
-            return lo, solves
-    return _refine(ctx, lo, hi, solves)
-
-
-def _refine(ctx: _Ctx, lo: _Eval, hi: _Eval, solves: int) -> tuple[_Eval, int]:
-    """Illinois regula falsi on log β for fleet_ms(β) = τ, keeping a feasible upper end."""
-    tau = ctx.problem.slo_ms
-    f_lo, f_hi = lo.fleet_ms - tau, hi.fleet_ms - tau
-    side = 0
-    for _ in range(60):
-        if f_hi >= -SLO_RTOL * tau or math.log(hi.beta / lo.beta) < 1e-9:
+    br = _Bracket()
+    previous: _Eval | None = None
+    for solves in range(1, MAX_BETA_SOLVES + 1):
+        br.add(cur, previous)
+        if br.hi is not None and (br.hi.fleet_ms >= tau * (1 - ctx.slo_rtol) or br.width() < 1e-9
+                                  or (br.lo is None and br.hi.beta <= beta_min)):
+            return br.hi, solves  # at β_min the SLO does not bind: β ≈ 0
+        if br.hi is None and br.lo is not None and br.lo.beta >= BETA_MAX_PER_MS / tau:
+            return br.lo, solves
+        if solves == MAX_BETA_SOLVES:
             break
-        u_lo, u_hi = math.log(lo.beta), math.log(hi.beta)
-        u = u_hi - f_hi * (u_hi - u_lo) / (f_hi - f_lo) if np.isfinite(f_lo) else 0.5 * (
-            u_lo + u_hi)
-        if not (u_lo < u < u_hi) or min(u - u_lo, u_hi - u) < 1e-3 * (u_hi - u_lo):
-            u = 0.5 * (u_lo + u_hi)
-        nxt = _evaluate(ctx, math.exp(u), hi)
-        solves += 1
-        f = nxt.fleet_ms - tau
-        if nxt.feasible:
-            hi, f_hi = nxt, f
-            if side == 1:
-                f_lo *= 0.5
-            side = 1
-        else:
-            lo, f_lo = nxt, f
-            if side == -1:
-                f_hi *= 0.5
-            side = -1
-    return hi, solves
+        beta = math.exp(_next_log_beta(ctx, cur, br, beta_min))
+        beta = beta_min if beta <= beta_min * (1 + 1e-9) else beta
+        near = min((e for e in (br.lo, br.hi) if e is not None),
+                   key=lambda e: abs(math.log(e.beta / beta)))
+        previous, cur = cur, _evaluate(ctx, beta, near)
+    best = br.hi if br.hi is not None else br.lo
+    assert best is not None
+    return best, MAX_BETA_SOLVES
 
 
 def solve_dual(problem: RoutingProblem, tie_temperature: float = DEFAULT_TIE_TEMPERATURE,
@@ -379,20 +385,39 @@ def solve_dual(problem: RoutingProblem, tie_temperature: float = DEFAULT_TIE_TEM
     convexified = any(c.convexified for c in costs)
     if envelope_floor_ms(costs) > problem.slo_ms * (1 + FEASIBILITY_RTOL):
         return infeasible_result(problem, "dual", costs, time.perf_counter() - start)
-    scores_t = np.ascontiguousarray(problem.scores.T)
-    ctx = _Ctx(problem=problem, demand=_Demand(scores_t, tie_temperature),
-               base=[(c.supply_p, c.supply_x) for c in costs], t=tie_temperature)
-    best, solves = _search_beta(ctx, hint)
+    ctx, best, solves = _solve_fleet(problem, tie_temperature, costs, hint, SLO_RTOL)
     if not best.feasible:
         return infeasible_result(problem, "dual", costs, time.perf_counter() - start)
-    shares = softmax_shares(scores_t, best.state.alpha, tie_temperature)
+    shares = ctx.demand.shares(best.state.alpha)
     return _result(problem, shares, best.state.alpha, best.beta, tie_temperature, convexified,
                    solves, start)
 
 
-def _result(problem: RoutingProblem, shares_t: FloatArray, alpha: FloatArray, beta: float,
+def _solve_fleet(problem: RoutingProblem, t: float, costs: list[ModelCost], hint: Hint | None,
+                 slo_rtol: float) -> tuple[_Ctx, _Eval, int]:
+    """The β search for the fleet SLO, warm-started from a coarse sample on large workloads.
+
+    On a large workload the sample's prices and multiplier (within sampling error of the
+    optimum) mean the prices move little and few prompts need screening again; the answer is
+    still the full problem's, to the same tolerances: the sample only chooses where the
+    iterations begin.
+    """
+    n = problem.num_prompts
+    if n >= COARSE_MIN_PROMPTS:
+        sample = RoutingProblem(problem.models, readonly(problem.scores[:: n // COARSE_PROMPTS]),
+                                problem.curves, problem.total_rps, problem.slo_ms)
+        _, coarse, _ = _solve_fleet(sample, max(t, COARSE_TEMPERATURE), costs, hint,
+                                    max(slo_rtol, COARSE_SLO_RTOL))
+        if coarse.feasible:
+            hint = Hint(alpha=coarse.state.alpha, beta=coarse.beta)
+    ctx = _Ctx(problem=problem, demand=Demand(transposed(problem.scores), t),
+               base=[(c.supply_p, c.supply_x) for c in costs], t=t, slo_rtol=slo_rtol)
+    best, solves = _search_beta(ctx, hint)
+    return ctx, best, solves
+
+
+def _result(problem: RoutingProblem, shares: FloatArray, alpha: FloatArray, beta: float,
             t: float, convexified: bool, solves: int, start: float) -> RoutingResult:
-    shares = np.ascontiguousarray(shares_t.T)
     x = shares.mean(axis=0)
     return RoutingResult(
         feasible=True, solver="dual", models=problem.models,
@@ -413,12 +438,12 @@ def _solve_per_model(problem: RoutingProblem, t: float, start: float) -> Routing
     if caps.sum() < 1 - 1e-12:
         return infeasible_result(problem, "dual", None, time.perf_counter() - start)
     usable = np.flatnonzero(caps > 0)
-    supplies = [capacity_supply(c * (1 - 1e-8), t) for c in caps[usable]]
-    scores_t = np.ascontiguousarray(problem.scores[:, usable].T)
-    state = solve_prices(_Demand(scores_t, t), supplies)
+    supplies = SupplyStack.of([capacity_supply(c * (1 - 1e-8), t) for c in caps[usable]])
+    demand = Demand(transposed(problem.scores[:, usable]), t)
+    state = solve_prices(demand, supplies)
     k, n = len(problem.models), problem.num_prompts
-    shares = np.zeros((k, n))
-    shares[usable] = softmax_shares(scores_t, state.alpha, t)
+    shares = np.zeros((n, k))
+    shares[:, usable] = demand.shares(state.alpha)
     alpha = np.full(k, np.inf)
     alpha[usable] = state.alpha
     result = _result(problem, shares, alpha, 0.0, t, False, state.iterations, start)
