@@ -162,10 +162,6 @@ class Engine:
             return self.t
         return max(self.t, self.arr[self.nxt]) if self.nxt < len(self.arr) else math.inf
 
-    def advance_clock(self, t_s: float) -> None:
-        """Idle until ``t_s`` (no effect when the clock is already past it)."""
-        self.t = max(self.t, t_s)
-
     # -- bookkeeping -------------------------------------------------------------------
     def used(self) -> int:
         return self.reserved + self.off_sum + len(self.finish_g) * self.g
