@@ -12,11 +12,12 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "routerwise"
 #: Pipeline order. ``scenarios`` holds built-in specs and their data: it may use ``spec`` only,
 #: and the plan stage and later resolve scenario names through it.
 ORDER = (
-    "spec", "predict", "profiles", "latency", "routing", "search", "plan", "simulate", "serve"
+    "spec", "predict", "profiles", "latency", "routing", "search", "plan", "simulate", "serve",
+    "deploy",
 )
 ALLOWED: dict[str, set[str]] = {stage: set(ORDER[:i]) for i, stage in enumerate(ORDER)}
 ALLOWED["scenarios"] = {"spec"}
-for _later in ("plan", "simulate", "serve"):  # built-in scenarios are inputs to the shell stages
+for _later in ("plan", "simulate", "serve", "deploy"):  # built-in scenarios are inputs to the shell stages
     ALLOWED[_later].add("scenarios")
 ALLOWED["cli"] = set(ORDER) | {"scenarios", "cli"}
 SHARED = {"errors", "__init__", "__main__"}

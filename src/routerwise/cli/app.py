@@ -24,6 +24,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from routerwise import __version__
 from routerwise.cli import catalog, estimate, plan, route, schema, train_predictor
+from routerwise.cli import deploy as deploy_cli
 from routerwise.cli import emulate as emulate_cli
 from routerwise.cli import simulate as simulate_cli
 
@@ -90,6 +91,7 @@ app.command("schema", cls=_Command)(schema.schema)
 app.command("train-predictor", cls=_Command)(train_predictor.train_predictor)
 app.command("simulate", cls=_Command)(simulate_cli.simulate)
 app.command("emulate", cls=_Command)(emulate_cli.emulate)
+app.command("deploy", cls=_Command)(deploy_cli.deploy)
 
 
 def _version(value: bool) -> None:
