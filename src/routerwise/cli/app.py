@@ -26,6 +26,7 @@ from routerwise import __version__
 from routerwise.cli import catalog, estimate, plan, route, schema, train_predictor
 from routerwise.cli import deploy as deploy_cli
 from routerwise.cli import emulate as emulate_cli
+from routerwise.cli import profile as profile_cli
 from routerwise.cli import simulate as simulate_cli
 
 #: Exit codes ``main`` returns besides a command's own (InputError 1, InfeasibleError 2).
@@ -92,6 +93,7 @@ app.command("train-predictor", cls=_Command)(train_predictor.train_predictor)
 app.command("simulate", cls=_Command)(simulate_cli.simulate)
 app.command("emulate", cls=_Command)(emulate_cli.emulate)
 app.command("deploy", cls=_Command)(deploy_cli.deploy)
+app.command("profile", cls=_Command)(profile_cli.profile)
 
 
 def _version(value: bool) -> None:

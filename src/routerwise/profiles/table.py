@@ -2,7 +2,8 @@
 
 File format (docs/architecture.md §7): CSV with columns ``model, rate_rps, ttft_mean_ms`` and
 optionally more statistics (``ttft_p50_ms, ttft_p90_ms, ttft_p99_ms, tpot_mean_ms,
-e2e_mean_ms, throughput_rps``) and metadata (``gpu, tp, mps_share, provenance``).
+e2e_mean_ms, throughput_rps``) and metadata (``gpu, tp, mps_share, provenance``). Rows marked
+``beyond_capacity`` (measured rates stopped early at saturation) are not curve points.
 """
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ STAT_COLUMNS = (
 MIN_POINTS = 2
 #: Columns that name the instance shape a row was measured on.
 SHAPE_COLUMNS = ("gpu", "tp", "mps_share")
+#: Marks a measured point whose rate was stopped early because the server's queue grew
+#: without bound (``routerwise profile``): its latencies are lower bounds, so curves leave
+#: it out (its rate is past the shape's capacity).
+BEYOND_CAPACITY_COLUMN = "beyond_capacity"
+
+
+def beyond_capacity(frame: pd.DataFrame) -> pd.Series:
+    """True for the rows marked beyond capacity (all False without the column)."""
+    if BEYOND_CAPACITY_COLUMN not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    text = frame[BEYOND_CAPACITY_COLUMN].astype(str).str.strip().str.lower()
+    return text.isin(("true", "1", "1.0", "yes"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +94,7 @@ class ProfileTable:
             raise InputError(
                 f"{self.source}: no profile rows for model {model!r}; have {self.models}")
         self._check_one_shape(sub, model)
-        sub = sub[sub[stat].notna()]
+        sub = sub[sub[stat].notna() & ~beyond_capacity(sub)]
         grouped = sub.groupby("rate_rps", sort=True)[stat]
         counts = grouped.size()
         if (counts > 1).any():
