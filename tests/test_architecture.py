@@ -17,7 +17,8 @@ ORDER = (
 )
 ALLOWED: dict[str, set[str]] = {stage: set(ORDER[:i]) for i, stage in enumerate(ORDER)}
 ALLOWED["scenarios"] = {"spec"}
-for _later in ("plan", "simulate", "serve", "deploy"):  # built-in scenarios are inputs to the shell stages
+#: built-in scenarios are inputs to the shell stages
+for _later in ("plan", "simulate", "serve", "deploy"):
     ALLOWED[_later].add("scenarios")
 ALLOWED["cli"] = set(ORDER) | {"scenarios", "cli"}
 SHARED = {"errors", "__init__", "__main__"}
