@@ -20,7 +20,7 @@ from typer._click.exceptions import (  # typer vendors click
     NoArgsIsHelpError,
     UsageError,
 )
-from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from routerwise import __version__
 from routerwise.cli import catalog, estimate, plan, route, schema, train_predictor
@@ -40,11 +40,23 @@ def _no_type(option: TyperOption | None) -> TyperOption | None:
     return option
 
 
+def _no_argument_type(ctx: Context) -> None:
+    return None
+
+
 class _Command(TyperCommand):
-    """A typer command whose ``--help`` flag shows no value type."""
+    """A typer command whose help shows no value types: not beside ``--help``, and not
+    beside a positional argument that has a metavar (typer would print ``<path>``)."""
 
     def get_help_option(self, ctx: Context) -> TyperOption | None:
         return _no_type(super().get_help_option(ctx))
+
+    def get_params(self, ctx: Context) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, TyperArgument) and param.metavar:
+                param.display_type_rich = _no_argument_type  # type: ignore[method-assign]
+        return params
 
 
 class _Group(TyperGroup):
