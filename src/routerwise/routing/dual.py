@@ -26,7 +26,7 @@ from routerwise.routing.costs import ModelCost, build_cost
 from routerwise.routing.demand import Demand, transposed
 from routerwise.routing.problem import FEASIBILITY_RTOL, RoutingProblem, RoutingResult
 from routerwise.routing.reachable import capacity_caps_x, envelope_floor_ms, infeasible_result
-from routerwise.routing.supply import Supply, SupplyStack, capacity_supply
+from routerwise.routing.supply import CostKnots, SupplyStack, capacity_supply
 from routerwise.spec.core import FloatArray, readonly
 
 DEFAULT_TIE_TEMPERATURE = 1e-4
@@ -42,15 +42,21 @@ CONTINUATION = (1e-2, 1e-3)  # temperatures for a cold start, before the target 
 BETA_GROWTH = 10.0
 BETA_MAX_PER_MS = 1e9
 MAX_BETA_SOLVES = 80
-#: Workloads with at least this many prompts are first solved on a sample of about
-#: ``COARSE_PROMPTS`` of them, whose prices and multiplier warm-start the full solve.
-COARSE_MIN_PROMPTS = 40_000
-COARSE_PROMPTS = 10_000
-#: The sample is routed at this tie temperature at least: few prompts lie within 1e-4 of a
+#: Workloads with at least this many prompts are first solved on every ``COARSE_STRIDE``-th
+#: prompt (recursively), whose prices and multiplier warm-start the full solve.
+COARSE_MIN_PROMPTS = 10_000
+COARSE_STRIDE = 8
+#: A sample of n prompts is routed at a tie temperature of at least
+#: ``COARSE_TEMPERATURE · sqrt(COARSE_REF_PROMPTS / n)``: few prompts lie within 1e-4 of a
 #: tie in a sample, so its demand would be a staircase that Newton's method crawls along.
 COARSE_TEMPERATURE = 1e-3
-#: A hint (a sample's or a similar setup's prices) is first polished at these temperatures.
-HINT_LADDER = (COARSE_TEMPERATURE,)
+COARSE_REF_PROMPTS = 10_000
+#: A hint (a sample's or a similar setup's prices) is first polished at these temperatures
+#: (none: measured faster from a sample's prices) …
+HINT_LADDER: tuple[float, ...] = ()
+#: … and a warm start from a β more than e^FAR_LOG_BETA times larger or smaller at these.
+FAR_LADDER = (COARSE_TEMPERATURE,)
+FAR_LOG_BETA = 0.02
 
 
 @dataclass(slots=True)
@@ -65,6 +71,8 @@ class _State:
 #: Screening margin (temperatures) at the warm-up temperatures of a cold start: there the
 #: prices only need to be a good start, so e^-12 ≈ 6e-6 is plenty and keeps rows narrow.
 WARM_MARGIN_T = 12.0
+#: A cold start's warm-up evaluates every (prompt, model) pair up to this many pairs.
+COLD_DENSE_ENTRIES = 2_000_000
 
 
 class _Objective:
@@ -148,7 +156,10 @@ def _newton(obj: _Objective, alpha0: FloatArray, max_iter: int = 100,
         step = -_regularized_solve(cur.hess, cur.grad)
         big = float(np.abs(step).max())
         if big > radius:
-            step *= radius / big
+            # clip the coordinates that run away (flat directions: a model priced where no
+            # prompt is near a tie) and keep Newton's step in the others, if still downhill
+            clipped = np.clip(step, -radius, radius)
+            step = clipped if float(cur.grad @ clipped) < 0 else step * (radius / big)
             big = radius
         slope = float(cur.grad @ step)
         s = 1.0
@@ -185,11 +196,15 @@ def solve_prices(demand: Demand, supplies: SupplyStack, alpha0: FloatArray | Non
     nearly piecewise constant there), so a start first walks down a ladder of warmer
     temperatures: ``CONTINUATION`` for a cold start (``alpha0`` None), ``ladder`` otherwise.
     """
+    cold = alpha0 is None
     if alpha0 is None:
         alpha0, ladder = _balanced_start(supplies), CONTINUATION
     alpha, total_it = alpha0, 0
     for t_warm in (c for c in ladder if c > demand.t):
-        warm = Demand(demand.scores_t, t_warm, margin_t=WARM_MARGIN_T)
+        # a cold start moves prices far: screening would redo most prompts at every step
+        dense = cold and demand.n * demand.k <= COLD_DENSE_ENTRIES
+        warm = Demand(demand.scores_t, t_warm, margin_t=WARM_MARGIN_T,
+                      screen=False if dense else None)
         state = _newton(_Objective(warm, supplies), alpha, max_iter=40, tol=1e-6)
         alpha, total_it = state.alpha, total_it + state.iterations
     final = _newton(_Objective(demand, supplies), alpha)
@@ -211,7 +226,7 @@ class _Eval:
 class _Ctx:
     problem: RoutingProblem
     demand: Demand  # softmax demand at the target temperature, shared by all β
-    base: list[tuple[FloatArray, FloatArray]]  # knots (marginal cost ms, fraction) per model
+    base: CostKnots  # supply knots (marginal cost ms, fraction) per model
     t: float
     slo_rtol: float = SLO_RTOL  # accepted window [τ(1 − slo_rtol), τ] for the fleet latency
 
@@ -242,14 +257,19 @@ class Hint:
 
 
 def _evaluate(ctx: _Ctx, beta: float, warm: _Eval | None) -> _Eval:
-    alpha0 = None if warm is None else warm.state.alpha + warm.dalpha_dbeta * (beta - warm.beta)
-    return _evaluate_from(ctx, beta, alpha0)
+    """Solve at ``beta`` from ``warm``'s prices moved along dα/dβ; a far jump in β walks the
+    hint ladder first (the linear prediction is poor there)."""
+    if warm is None:
+        return _evaluate_from(ctx, beta, None)
+    alpha0 = warm.state.alpha + warm.dalpha_dbeta * (beta - warm.beta)
+    far = abs(math.log(beta / warm.beta)) > FAR_LOG_BETA
+    return _evaluate_from(ctx, beta, alpha0, FAR_LADDER if far else ())
 
 
 def _evaluate_from(ctx: _Ctx, beta: float, alpha0: FloatArray | None,
                    ladder: Sequence[float] = ()) -> _Eval:
     problem = ctx.problem
-    supplies = SupplyStack.of([Supply.of_cost(p, x, beta, ctx.t) for p, x in ctx.base])
+    supplies = SupplyStack.of_costs(ctx.base, beta, ctx.t)
     if alpha0 is not None and not np.all(np.isfinite(alpha0)):
         alpha0 = None
     state = solve_prices(ctx.demand, supplies, alpha0, ladder)
@@ -339,7 +359,8 @@ def _search_beta(ctx: _Ctx, hint: Hint | None = None) -> tuple[_Eval, int]:
     in the accepted window ``[τ(1 − slo_rtol), τ]`` in a few solves, each warm-started from
     the nearest solved β.
     """
-    span = max(float(p[-1] - p[0]) for p, _ in ctx.base)
+    knots = ctx.base
+    span = float((knots.p[np.arange(len(knots.length)), knots.length - 1] - knots.p[:, 0]).max())
     beta_min = ctx.t / max(span, 1e-12)  # below this the price ramps are narrower than t
     tau = ctx.problem.slo_ms
     if hint is not None and math.isfinite(hint.beta) and hint.beta > 0:
@@ -385,15 +406,25 @@ def solve_dual(problem: RoutingProblem, tie_temperature: float = DEFAULT_TIE_TEM
     convexified = any(c.convexified for c in costs)
     if envelope_floor_ms(costs) > problem.slo_ms * (1 + FEASIBILITY_RTOL):
         return infeasible_result(problem, "dual", costs, time.perf_counter() - start)
-    ctx, best, solves = _solve_fleet(problem, tie_temperature, costs, hint, SLO_RTOL)
+    knots = CostKnots.of([(c.supply_p, c.supply_x) for c in costs])
+    ctx, best, solves = _solve_fleet(problem, tie_temperature, knots, hint, SLO_RTOL)
     if not best.feasible:
         return infeasible_result(problem, "dual", costs, time.perf_counter() - start)
-    shares = ctx.demand.shares(best.state.alpha)
-    return _result(problem, shares, best.state.alpha, best.beta, tie_temperature, convexified,
+    shares, counts, score = ctx.demand.routing(best.state.alpha)
+    return _result(problem, (shares, counts, score), best.state.alpha, best.beta,
+                   tie_temperature, convexified,
                    solves, start)
 
 
-def _solve_fleet(problem: RoutingProblem, t: float, costs: list[ModelCost], hint: Hint | None,
+def _coarse_plan(n: int, t: float) -> tuple[int, float] | None:
+    """(stride, tie temperature) of the sample that warm-starts a workload of ``n`` prompts."""
+    if n < COARSE_MIN_PROMPTS:
+        return None
+    sample = n // COARSE_STRIDE
+    return COARSE_STRIDE, max(t, COARSE_TEMPERATURE * math.sqrt(COARSE_REF_PROMPTS / sample))
+
+
+def _solve_fleet(problem: RoutingProblem, t: float, knots: CostKnots, hint: Hint | None,
                  slo_rtol: float) -> tuple[_Ctx, _Eval, int]:
     """The β search for the fleet SLO, warm-started from a coarse sample on large workloads.
 
@@ -402,26 +433,30 @@ def _solve_fleet(problem: RoutingProblem, t: float, costs: list[ModelCost], hint
     still the full problem's, to the same tolerances: the sample only chooses where the
     iterations begin.
     """
-    n = problem.num_prompts
-    if n >= COARSE_MIN_PROMPTS:
-        sample = RoutingProblem(problem.models, readonly(problem.scores[:: n // COARSE_PROMPTS]),
+    plan = _coarse_plan(problem.num_prompts, t)
+    if plan is not None:
+        stride, t_coarse = plan
+        sample = RoutingProblem(problem.models, readonly(problem.scores[::stride]),
                                 problem.curves, problem.total_rps, problem.slo_ms)
-        _, coarse, _ = _solve_fleet(sample, max(t, COARSE_TEMPERATURE), costs, hint,
+        _, coarse, _ = _solve_fleet(sample, t_coarse, knots, hint,
                                     max(slo_rtol, COARSE_SLO_RTOL))
         if coarse.feasible:
             hint = Hint(alpha=coarse.state.alpha, beta=coarse.beta)
     ctx = _Ctx(problem=problem, demand=Demand(transposed(problem.scores), t),
-               base=[(c.supply_p, c.supply_x) for c in costs], t=t, slo_rtol=slo_rtol)
+               base=knots, t=t, slo_rtol=slo_rtol)
     best, solves = _search_beta(ctx, hint)
     return ctx, best, solves
 
 
-def _result(problem: RoutingProblem, shares: FloatArray, alpha: FloatArray, beta: float,
-            t: float, convexified: bool, solves: int, start: float) -> RoutingResult:
-    x = shares.mean(axis=0)
+def _result(problem: RoutingProblem, routing: tuple[FloatArray, FloatArray, float],
+            alpha: FloatArray, beta: float, t: float, convexified: bool, solves: int,
+            start: float) -> RoutingResult:
+    """The result for ``routing`` = (shares N × K, requests per model, Σ score · share)."""
+    shares, counts, score = routing
+    x = counts / problem.num_prompts
     return RoutingResult(
         feasible=True, solver="dual", models=problem.models,
-        quality=float(np.einsum("ik,ik->", problem.scores, shares) / problem.num_prompts),
+        quality=score / problem.num_prompts,
         fractions=x, prices=alpha, shares=shares, rates_rps=x * problem.total_rps,
         latency_ms=problem.latencies_ms(x), fleet_ttft_ms=problem.fleet_ttft_ms(x),
         solve_seconds=time.perf_counter() - start, convexified=convexified, multiplier=beta,
@@ -442,11 +477,12 @@ def _solve_per_model(problem: RoutingProblem, t: float, start: float) -> Routing
     demand = Demand(transposed(problem.scores[:, usable]), t)
     state = solve_prices(demand, supplies)
     k, n = len(problem.models), problem.num_prompts
-    shares = np.zeros((n, k))
-    shares[:, usable] = demand.shares(state.alpha)
+    shares, counts = np.zeros((n, k)), np.zeros(k)
+    shares[:, usable], counts[usable], score = demand.routing(state.alpha)
     alpha = np.full(k, np.inf)
     alpha[usable] = state.alpha
-    result = _result(problem, shares, alpha, 0.0, t, False, state.iterations, start)
+    result = _result(problem, (shares, counts, score), alpha, 0.0, t, False, state.iterations,
+                     start)
     if not problem.meets_slo(result.fractions):  # Newton stopped short of the capacities
         return infeasible_result(problem, "dual", None, time.perf_counter() - start)
     return result

@@ -79,6 +79,25 @@ def capacity_supply(cap: float, ramp: float) -> Supply:
 
 
 @dataclass(frozen=True, slots=True)
+class CostKnots:
+    """Supply knots (marginal cost, fraction) of K models padded to one K × L table."""
+
+    p: FloatArray  # (K, L), each row padded with its last value
+    x: FloatArray
+    length: NDArray[np.intp]  # (K,) knots per row
+
+    @classmethod
+    def of(cls, knots: Sequence[tuple[FloatArray, FloatArray]]) -> CostKnots:
+        width = max(len(p) for p, _ in knots)
+        p = np.array([np.pad(np.asarray(p, float), (0, width - len(p)), mode="edge")
+                      for p, _ in knots])
+        x = np.array([np.pad(np.asarray(x, float), (0, width - len(x)), mode="edge")
+                      for _, x in knots])
+        length = np.array([len(p) for p, _ in knots], dtype=np.intp)
+        return cls(p=readonly(p), x=readonly(x), length=length)
+
+
+@dataclass(frozen=True, slots=True)
 class SupplyStack:
     """K supplies evaluated together: knots padded to one (K × L) table, so a price vector's
     loads, slopes and conjugates cost a few array operations instead of 3·K Python calls."""
@@ -101,6 +120,35 @@ class SupplyStack:
             area[m, :n], area[m, n:] = s.integral, s.integral[-1]
         last = np.array([len(s.p) - 1 for s in supplies], dtype=np.intp)
         return cls(p=readonly(p), x=readonly(x), integral=readonly(area), last=last)
+
+    @classmethod
+    def of_costs(cls, knots: CostKnots, factor: float, ramp: float) -> SupplyStack:
+        """``SupplyStack.of([Supply.of_cost(p, x, factor, ramp) for p, x in knots])``, with
+        the same floating-point operations row by row, in a few array operations."""
+        k, width = knots.p.shape
+        cols = np.arange(width)
+        p = knots.p * factor + ramp * knots.x
+        x = knots.x
+        keep = cols[None, :] < knots.length[:, None]
+        keep[:, 1:] &= (np.diff(p, axis=1) != 0) | (np.diff(x, axis=1) != 0)
+        order = np.argsort(~keep, axis=1, kind="stable")  # kept knots first, in order
+        p, x = np.take_along_axis(p, order, 1), np.take_along_axis(x, order, 1)
+        n = keep.sum(axis=1)
+        inside = cols[None, :] < n[:, None]
+        pairs = inside[:, 1:]
+        if np.any(n < 2) or np.any((np.diff(p, axis=1) < 0) & pairs) or np.any(
+                (np.diff(x, axis=1) < 0) & pairs):
+            raise ValueError("supply knots need >= 2 non-decreasing prices, monotone loads")
+        scale = np.maximum(np.where(inside, np.abs(p), 0.0).max(axis=1), 1e-12)
+        p = p + cols[None, :] * 1e-12 * scale[:, None]
+        seg = np.where(pairs, np.diff(p, axis=1) * 0.5 * (x[:, :-1] + x[:, 1:]), 0.0)
+        area = np.concatenate((np.zeros((k, 1)), np.cumsum(seg, axis=1)), axis=1)
+        last = n - 1
+        rows = np.arange(k)
+        x = np.where(inside, x, x[rows, last][:, None])
+        p = np.where(inside, p, np.inf)
+        return cls(p=readonly(p), x=readonly(x), integral=readonly(area),
+                   last=last.astype(np.intp))
 
     @property
     def caps(self) -> FloatArray:
