@@ -30,9 +30,9 @@ def _pct(value: Any) -> str:
     return "—" if value is None else f"{value:+.1%}"
 
 
-def _ci(payload: dict[str, Any], key: str) -> str:
+def _ci(payload: dict[str, Any], key: str, spec: str = ".4g") -> str:
     ci = payload["ci95"].get(key)
-    return "—" if ci is None else f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+    return "—" if ci is None else f"[{ci[0]:{spec}}, {ci[1]:{spec}}]"
 
 
 def _fleet_table(p: dict[str, Any]) -> Table:
@@ -47,8 +47,8 @@ def _fleet_table(p: dict[str, Any]) -> Table:
                        ("ttft_p99_ms", "p99 TTFT (ms)"), ("tpot_mean_ms", "mean TPOT (ms)"),
                        ("e2e_mean_ms", "mean E2E (ms)")):
         t.add_row(label, _fmt(p[key]), _ci(p, key), "", "")
-    t.add_row(f"SLO attainment (TTFT ≤ {p['slo']['target_ms']:g} ms)",
-              _fmt(p["slo_attainment"], ".1%"), _ci(p, "slo_attainment"), "", "")
+    t.add_row(f"TTFT ≤ {p['slo']['target_ms']:g} ms",
+              _fmt(p["slo_attainment"], ".1%"), _ci(p, "slo_attainment", ".1%"), "", "")
     q = p["quality"]
     t.add_row(f"quality ({q['score_source']})", _fmt(q["predicted"]), _ci(p, "quality"),
               _fmt(pred["quality"]), _fmt(err["quality"], "+.4f"))
@@ -59,27 +59,26 @@ def _fleet_table(p: dict[str, Any]) -> Table:
 
 
 def _model_table(p: dict[str, Any]) -> Table:
-    t = Table(title="Per model")
-    cols = ("model", "deployment", "req/s (pred)", "mean TTFT ms (pred)", "error", "p99 TTFT",
-            "TPOT ms", "busy", "interf.")
+    t = Table(title="Per model (TTFT means in ms; plan: its prediction)")
+    cols = ("model", "deployment", "req/s", "TTFT", "plan", "error", "p99", "busy", "slow")
     for col in cols:
         t.add_column(col, justify="left" if col in ("model", "deployment") else "right",
-                     no_wrap=col == "model")
+                     no_wrap=col in ("model", "deployment"))
     for m, d in p["per_model"].items():
-        t.add_row(m, d["deployment"] or "—",
-                  f"{_fmt(d['rate_rps'], '.3g')} ({_fmt(d['predicted']['rate_rps'], '.3g')})",
-                  f"{_fmt(d['ttft_mean_ms'])} ({_fmt(d['predicted']['ttft_mean_ms'])})",
-                  _pct(d["error"]["ttft_mean"]), _fmt(d["ttft_p99_ms"]),
-                  _fmt(d["tpot_mean_ms"], ".3g"), _fmt(d["utilisation"], ".0%"),
-                  _fmt(d["interference_slowdown"], ".3f"))
+        err = d["error"]["ttft_mean"]
+        t.add_row(m, d["deployment"] or "—", _fmt(d["rate_rps"], ".3g"),
+                  _fmt(d["ttft_mean_ms"], ".3g"), _fmt(d["predicted"]["ttft_mean_ms"], ".3g"),
+                  "—" if err is None else f"{err:+.0%}", _fmt(d["ttft_p99_ms"], ".3g"),
+                  _fmt(d["utilisation"], ".0%"), _fmt(d["interference_slowdown"], ".2f"))
     return t
 
 
 def _render(p: dict[str, Any]) -> None:
     console.print(_fleet_table(p))
     console.print(_model_table(p))
-    console.print(f"CI: {p['ci95']['method']}; warm-up {p['warmup_s']:g} s excluded; "
-                  f"interference: {p['interference']['model']}; {p['steps']:,} engine steps in "
+    console.print(f"busy: share of time its engines ran steps; slow: step-time factor from "
+                  f"MPS co-runners ({p['interference']['model']}). CI: {p['ci95']['method']}; "
+                  f"warm-up {p['warmup_s']:g} s excluded; {p['steps']:,} engine steps in "
                   f"{p['wall_s']:.1f} s", highlight=False)
 
 

@@ -124,11 +124,14 @@ def _causes(report: SimReport, model: str, predicted: float, simulated: float,
     out: list[str] = []
     plan_err = relative_error(steady, predicted)
     if steady is not None and plan_err is not None and abs(plan_err) > TTFT_BAR:
+        why = ("the curve's profile points are short runs from an empty engine, which "
+               "understate a long run near capacity" if plan_err > 0 else
+               "the curve interpolates linearly between profile points of a convex curve "
+               "(or a profile point is noisy), which overstates between them")
         out.append(
             f"its latency curve: run alone to steady state at {rate / dep.replicas:.3g} req/s "
             f"per replica the same engine model gives {steady:.4g} ms, the plan's curve "
-            f"{predicted:.4g} ms ({plan_err:+.0%}); the curve's profile points are short runs "
-            "from an empty engine, which understate a long run near capacity")
+            f"{predicted:.4g} ms ({plan_err:+.0%}); {why}")
     cap = report.predicted.capacity_rps.get(model)
     if cap:
         util = rate / cap

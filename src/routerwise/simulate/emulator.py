@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import time
 import uuid
@@ -123,23 +124,37 @@ class EmulatedEngine:
             raise InputError(f"prompt ({input_tokens} tokens) + max_tokens ({output_tokens}) "
                              f"exceed this instance's KV cache of {self.engine.cap} tokens")
 
-    def submit(self, input_tokens: int, output_tokens: int) -> _Live:
-        """Queue a request now; its tokens arrive on the returned handle's queue."""
+    def submit(self, input_tokens: int, output_tokens: int,
+               arrived_s: float | None = None) -> _Live:
+        """Queue a request that reached the server at ``arrived_s`` (default: now; never
+        before an earlier submission); its tokens arrive on the returned handle's queue."""
         self.check(input_tokens, output_tokens)
         if self._wake is None:
             raise RuntimeError("EmulatedEngine.start() was not called in this event loop")
-        rid = self.engine.submit(self.now_s(), input_tokens, output_tokens)
+        eng = self.engine
+        at = self.now_s() if arrived_s is None else arrived_s
+        if eng.arr:
+            at = max(at, eng.arr[-1])
+        rid = eng.submit(at, input_tokens, output_tokens)
         live = _Live(rid, output_tokens)
         self._live[rid] = live
         self._wake.set()
         return live
 
     async def tokens(self, live: _Live) -> AsyncIterator[int]:
-        """New tokens of ``live`` as they are produced (counts per step)."""
-        while True:
+        """New tokens of ``live`` as they are produced: the count of each step, or of every
+        step not yet taken when the consumer fell behind (one chunk, not many)."""
+        done = False
+        while not done:
             n = await live.queue.get()
             if n is None:
                 return
+            while not live.queue.empty():
+                more = live.queue.get_nowait()
+                if more is None:
+                    done = True
+                    break
+                n += more
             yield n
 
     # -- the loop ----------------------------------------------------------------------
@@ -226,6 +241,7 @@ class _Call:
     include_usage: bool
     rid: str
     created: int
+    arrived_s: float  # when the request reached the server (the engine's clock)
 
 
 class _BadRequestError(Exception):
@@ -253,7 +269,8 @@ def _prompt(body: dict[str, Any], chat: bool) -> tuple[str, Any]:
     return _text(body.get("prompt")), body.get("max_tokens")
 
 
-def _parse(body: Any, chat: bool, engine: EmulatedEngine, served: str) -> _Call:
+def _parse(body: Any, chat: bool, engine: EmulatedEngine, served: str,
+           arrived_s: float) -> _Call:
     """The request; a ``_BadRequestError`` says what is wrong with it."""
     if not isinstance(body, dict):
         raise _BadRequestError(400, "the request body must be a JSON object")
@@ -278,7 +295,7 @@ def _parse(body: Any, chat: bool, engine: EmulatedEngine, served: str) -> _Call:
                  stream=bool(body.get("stream")),
                  include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
                  rid=("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex,
-                 created=int(time.time()))
+                 created=int(time.time()), arrived_s=arrived_s)
 
 
 def _choice(call: _Call, text: str, finish: str | None, final: bool) -> dict[str, Any]:
@@ -298,7 +315,7 @@ def _envelope(call: _Call, choices: list[dict[str, Any]], chunk: bool) -> dict[s
 
 
 async def _complete(call: _Call, engine: EmulatedEngine) -> dict[str, Any]:
-    live = engine.submit(call.input_tokens, call.output_tokens)
+    live = engine.submit(call.input_tokens, call.output_tokens, call.arrived_s)
     total = 0
     async for n in engine.tokens(live):
         total += n
@@ -308,21 +325,32 @@ async def _complete(call: _Call, engine: EmulatedEngine) -> dict[str, Any]:
 
 
 def _sse(data: dict[str, Any]) -> str:
-    import json
-
     return f"data: {json.dumps(data)}\n\n"
 
 
+_SENTINEL = "\u0000routerwise\u0000"
+
+
+def _chunk_template(call: _Call) -> tuple[str, str]:
+    """The SSE line of a content chunk split around its text (the text needs no escaping),
+    so a chunk costs one string join instead of a JSON encoding."""
+    text = _sse(_envelope(call, [_choice(call, _SENTINEL, None, False)], True))
+    marker = json.dumps(_SENTINEL)[1:-1]
+    prefix, _, suffix = text.partition(marker)
+    return prefix, suffix
+
+
 async def _stream(call: _Call, engine: EmulatedEngine) -> AsyncIterator[str]:
-    live = engine.submit(call.input_tokens, call.output_tokens)
+    live = engine.submit(call.input_tokens, call.output_tokens, call.arrived_s)
     if call.chat:
         first = _envelope(call, [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                   "logprobs": None, "finish_reason": None}], True)
         yield _sse(first)
+    prefix, suffix = _chunk_template(call)
     total = 0
     async for n in engine.tokens(live):
         total += n
-        yield _sse(_envelope(call, [_choice(call, PLACEHOLDER_TOKEN * n, None, False)], True))
+        yield prefix + PLACEHOLDER_TOKEN * n + suffix
     yield _sse(_envelope(call, [_choice(call, "", "length", False)], True))
     if call.include_usage:
         last = _envelope(call, [], True)
@@ -358,12 +386,13 @@ def create_app(engine: EmulatedEngine, info: EmulatorInfo) -> FastAPI:
         return {"object": "list", "data": [entry]}
 
     async def handle(request: Any, chat: bool) -> Any:
+        arrived = engine.now_s()  # TTFT counts from here, as a server measures it
         try:
             body = await request.json()
         except ValueError:
             return _error(400, "the request body is not valid JSON")
         try:
-            call = _parse(body, chat, engine, info.served_name)
+            call = _parse(body, chat, engine, info.served_name, arrived)
         except _BadRequestError as exc:
             return exc.response()
         if call.stream:

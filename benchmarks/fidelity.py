@@ -1,0 +1,136 @@
+"""Fidelity: does a plan's prediction hold when its cluster is simulated request by request?
+
+For every built-in scenario: the SLO-limited rate is found by planning far above it (the
+plan is infeasible and reports ``max_rate_rps``, the highest rate some setup meets the SLO
+at), then the scenario is planned at 50%, 75% and 95% of it, and each plan is simulated
+(``routerwise.simulate``) with the default interference model and without it. The table
+puts the plan's predicted fleet mean TTFT beside the simulated one, and beside a
+*steady-state* prediction: each deployed model's share of traffic served by the same engine
+model alone, for long enough, warm-up excluded (what the plan's curve would say if its
+profile points were steady-state runs). The bar: mean TTFT within 10%, quality within 0.01.
+
+    .venv/bin/python benchmarks/fidelity.py [--duration-s 600] [--scenarios a,b] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from routerwise.simulate.diagnose import QUALITY_BAR, TTFT_BAR, diagnose, steady_state_ttft_ms
+from routerwise.simulate.inputs import SimTarget, load_target
+from routerwise.simulate.interference import DEFAULT_INTERFERENCE, NoInterference
+from routerwise.simulate.run import SimOptions, SimReport, simulate_target
+
+SCENARIOS = ("h100-mixed", "paper-a100-3m", "paper-a100-4m")
+LOADS = (0.5, 0.75, 0.95)
+
+
+def plan(scenario: str, rate: float, out: Path) -> dict[str, object]:
+    """``routerwise plan`` (the CLI, as a user runs it); the plan.json it wrote."""
+    cmd = [sys.executable, "-m", "routerwise", "plan", scenario, "--rate-rps", f"{rate:.6g}",
+           "--out", str(out), "--json"]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode not in (0, 2):
+        raise RuntimeError(f"plan {scenario} at {rate}: exit {res.returncode}: {res.stderr}")
+    data: dict[str, object] = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    return data
+
+
+def slo_limited_rate(scenario: str, work: Path) -> float:
+    """The highest rate some setup meets the SLO at (planning 20× above the default rate)."""
+    spec = plan(scenario, 1000.0, work / f"{scenario}-max")
+    infeasible = spec.get("infeasible")
+    if not isinstance(infeasible, dict) or infeasible.get("max_rate_rps") is None:
+        raise RuntimeError(f"{scenario}: planning at 1000 req/s did not report a max rate")
+    return float(infeasible["max_rate_rps"])
+
+
+def steady_prediction(target: SimTarget, report: SimReport) -> float | None:
+    """Fleet mean TTFT if every curve were a steady-state run at its operating point."""
+    total, weight = 0.0, 0.0
+    for k, m in enumerate(target.models):
+        frac = target.planned.fractions.get(m, 0.0)
+        dep = target.setup.deployment(m)
+        if frac <= 0 or dep is None:
+            continue
+        rate = frac * report.predicted.rate_rps / dep.replicas
+        value = steady_state_ttft_ms(target.engine_shape(m), target.input_tokens,
+                                     target.output_tokens[:, k], rate,
+                                     report.options.duration_s)
+        if value is None:
+            return None
+        total += frac * value
+        weight += frac
+    return total / weight if weight else None
+
+
+def _pct(value: float | None) -> str:
+    return "     —" if value is None else f"{value:+6.1%}"
+
+
+def _ms(value: float | None) -> str:
+    return "      —" if value is None else f"{value:7.4g}"
+
+
+def row(scenario: str, load: float, target: SimTarget, duration_s: float) -> str:
+    with_itf = simulate_target(target, SimOptions(duration_s, interference=DEFAULT_INTERFERENCE))
+    without = simulate_target(target, SimOptions(duration_s, interference=NoInterference()))
+    d_itf, d_none = diagnose(with_itf), diagnose(without)
+    steady = steady_prediction(target, with_itf)
+    pred = target.planned.ttft_mean_ms
+    steady_err = None if steady is None or pred is None else steady / pred - 1
+    ok = d_itf.within_bar
+    flags = ("ok" if ok else "MISS") + (" unstable" if d_itf.unstable else "")
+    return (f"{scenario:<14} {load:>4.0%} {target.planned.rate_rps:>7.3g} {_ms(pred)} "
+            f"{_ms(steady)} {_pct(steady_err)} {_ms(without.fleet.ttft_mean_ms)} "
+            f"{_pct(d_none.fleet_ttft_error)} {_ms(with_itf.fleet.ttft_mean_ms)} "
+            f"{_pct(d_itf.fleet_ttft_error)} {d_itf.quality_error or 0:+8.4f}  {flags}")
+
+
+HEADER = (f"{'scenario':<14} {'load':>4} {'req/s':>7} {'plan ms':>7} {'steady':>7} "
+          f"{'err':>6} {'no-itf':>7} {'err':>6} {'sim ms':>7} {'err':>6} {'quality':>8}  "
+          "verdict")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration-s", type=float, default=600.0)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--out", type=Path, default=None, help="keep the plans here")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="routerwise-fidelity-") as tmp:
+        work = args.out or Path(tmp)
+        lines = []
+        for scenario in args.scenarios.split(","):
+            limit = slo_limited_rate(scenario, work)
+            for load in LOADS:
+                out = work / f"{scenario}-{round(load * 100)}"
+                data = plan(scenario, load * limit, out)
+                if not data.get("feasible"):
+                    lines.append(f"{scenario:<14} {load:>4.0%} {load * limit:>7.3g} "
+                                 "(planning infeasible at this rate)")
+                    continue
+                line = row(scenario, load, load_target(out), args.duration_s)
+                lines.append(line)
+                print(line, file=sys.stderr, flush=True)
+    print(f"Simulated {args.duration_s:g} s per plan (warm-up excluded); load = share of the "
+          "SLO-limited rate; err = vs the plan's predicted fleet mean TTFT")
+    print("steady: the plan's curves replaced by steady-state runs of the same engine model "
+          "alone; no-itf: simulated without MPS interference; sim: with "
+          f"{DEFAULT_INTERFERENCE.describe()}; quality: simulated − planned (scores)")
+    print(f"bar: |TTFT err| ≤ {TTFT_BAR:.0%}, |quality| ≤ {QUALITY_BAR}")
+    print(HEADER)
+    for line in lines:
+        print(line)
+    print(f"{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
