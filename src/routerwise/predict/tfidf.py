@@ -19,7 +19,9 @@ import numpy as np
 from routerwise.errors import InputError
 from routerwise.predict.base import Hints, check_hints, check_labels, check_texts
 from routerwise.predict.heads import (
+    ALPHAS,
     HEAD_ARRAYS,
+    TASK_WEIGHT,
     CalibratedRidge,
     TaskEncoder,
     fit_calibrated_ridge,
@@ -52,8 +54,9 @@ class TfidfPredictor:
     kind: ClassVar[str] = "tfidf"
     needs_text: ClassVar[bool] = True
 
-    def __init__(self, alpha: float = 3.0) -> None:
-        self.alpha = alpha
+    def __init__(self, alphas: tuple[float, ...] = ALPHAS) -> None:
+        self.alphas = tuple(float(a) for a in alphas)
+        self.selection_: list[dict[str, float]] = []
         self.models_: tuple[str, ...] = ()
         self.features_: TfidfFeatures | None = None
         self.tasks_: TaskEncoder | None = None
@@ -72,7 +75,8 @@ class TfidfPredictor:
         onehot = None if self.tasks_ is None or tasks is None \
             else self.tasks_.encode_training(tasks, rng)
         x = stack_features(self.features_.transform(cut), onehot)
-        self.head_ = fit_calibrated_ridge(x, y, self.alpha, rng)
+        self.head_, found = fit_calibrated_ridge(x, y, self.alphas, rng)
+        self.selection_ = [c.summary() for c in found]
         self.models_ = tuple(models)
         return self
 
@@ -96,13 +100,14 @@ class TfidfPredictor:
         cols, values = features.row(text)
         if self.tasks_ is not None:
             task_col = features.num_features + self.tasks_.column(hint)
-            cols, values = np.append(cols, task_col), np.append(values, 1.0)
+            cols, values = np.append(cols, task_col), np.append(values, TASK_WEIGHT)
         return head.predict_sparse_row(cols, values)
 
     def save(self, directory: Path) -> list[str]:
         features, head = self._fitted()
         arrays, meta = features.state()
-        meta |= {"kind": self.kind, "alpha": self.alpha, "models": list(self.models_),
+        meta |= {"kind": self.kind, "alphas": list(self.alphas), "selection": self.selection_,
+                 "models": list(self.models_),
                  "tasks": None if self.tasks_ is None else list(self.tasks_.tasks)}
         return write_state(directory, arrays | head.arrays(), meta)
 
@@ -112,7 +117,8 @@ class TfidfPredictor:
         npz = directory / STATE_NPZ
         names = tuple(f"idf_{b}" for b in meta.get("blocks") or BLOCKS) + HEAD_ARRAYS
         arrays = read_arrays(npz, names)
-        out = cls(alpha=float(meta_field(meta, "alpha", float, directory / STATE_JSON)))
+        out = cls(alphas=tuple(meta_field(meta, "alphas", list, directory / STATE_JSON)))
+        out.selection_ = list(meta.get("selection") or [])
         out.models_ = tuple(meta_field(meta, "models", list, directory / STATE_JSON))
         out.features_ = TfidfFeatures.from_state(arrays, meta, directory / STATE_JSON)
         tasks = meta.get("tasks")
