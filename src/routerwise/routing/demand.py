@@ -17,6 +17,7 @@ those prompts alone), so the work per evaluation is O(Σ candidates), not O(N·K
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +80,13 @@ def _screen(scores_t: FloatArray, alpha: FloatArray, idx: IntArray | None, margi
     return np.concatenate(prompts), np.concatenate(cols), np.concatenate(guards)
 
 
+@functools.cache
+def _upper_pairs(c: int) -> tuple[IntArray, IntArray]:
+    """Row indices (a, b), a < b, of every pair among ``c`` candidates."""
+    ia, ib = np.triu_indices(c, 1)
+    return ia, ib
+
+
 def _pairs_pay(c: int, k: int) -> bool:
     """Whether a row of ``c`` candidates adds its Hessian faster by pairs (~10 ns each) than
     by a dense K-wide row in one matrix product (~0.3 ns per K² entry, measured)."""
@@ -107,7 +115,7 @@ class _Bucket:
         c, n = cols.shape
         vals = np.ascontiguousarray(scores_t[cols, prompts[None, :]]) / t
         if _pairs_pay(c, k):
-            ia, ib = np.triu_indices(c, 1)
+            ia, ib = _upper_pairs(c)
             return cls(cols=cols, vals=vals, prompts=prompts, pair_a=ia, pair_b=ib,
                        pair_key=(cols[ia] * k + cols[ib]).ravel(), dense_flat=None)
         flat = (dense_row0 + np.arange(n))[None, :] * k + cols

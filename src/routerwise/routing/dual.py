@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from routerwise.routing.costs import ModelCost, build_cost
-from routerwise.routing.demand import Demand, transposed
+from routerwise.routing.demand import DECIDED_MARGIN_T, Demand, transposed
 from routerwise.routing.problem import FEASIBILITY_RTOL, RoutingProblem, RoutingResult
 from routerwise.routing.reachable import capacity_caps_x, envelope_floor_ms, infeasible_result
 from routerwise.routing.supply import CostKnots, SupplyStack, capacity_supply
@@ -34,8 +34,10 @@ GRAD_TOL = 1e-10  # |supply − demand| in fractions of requests
 #: The β search stops once the fleet latency is within this fraction below the SLO: the
 #: quality left on the table is about β·SLO_RTOL·τ, below 1e-6 in practice.
 SLO_RTOL = 1e-6
-#: … and on a coarse sample (only a warm start) within this fraction.
+#: … and on a coarse sample (only a warm start) within this fraction, with prices solved to
+#: this |supply − demand| (far below the sample's own error).
 COARSE_SLO_RTOL = 1e-3
+COARSE_GRAD_TOL = 1e-7
 CONTINUATION = (1e-2, 1e-3)  # temperatures for a cold start, before the target one
 #: The β search steps by at most this factor until it has a bracket, and gives up on meeting
 #: the SLO above ``BETA_MAX_PER_MS / τ``.
@@ -189,7 +191,7 @@ def _balanced_start(supplies: SupplyStack) -> FloatArray:
 
 
 def solve_prices(demand: Demand, supplies: SupplyStack, alpha0: FloatArray | None = None,
-                 ladder: Sequence[float] = ()) -> _State:
+                 ladder: Sequence[float] = (), tol: float = GRAD_TOL) -> _State:
     """Prices whose argmax routing (softmax ties at ``demand.t``) equals the supplies' loads.
 
     Newton's method at a tiny temperature crawls when it starts far away (the demand is
@@ -207,7 +209,7 @@ def solve_prices(demand: Demand, supplies: SupplyStack, alpha0: FloatArray | Non
                       screen=False if dense else None)
         state = _newton(_Objective(warm, supplies), alpha, max_iter=40, tol=1e-6)
         alpha, total_it = state.alpha, total_it + state.iterations
-    final = _newton(_Objective(demand, supplies), alpha)
+    final = _newton(_Objective(demand, supplies), alpha, tol=tol)
     final.iterations += total_it
     return final
 
@@ -229,6 +231,7 @@ class _Ctx:
     base: CostKnots  # supply knots (marginal cost ms, fraction) per model
     t: float
     slo_rtol: float = SLO_RTOL  # accepted window [τ(1 − slo_rtol), τ] for the fleet latency
+    grad_tol: float = GRAD_TOL  # |supply − demand| at which the prices count as solved
 
 
 def _sensitivity(state: _State, beta: float, t: float) -> tuple[FloatArray, float]:
@@ -272,7 +275,7 @@ def _evaluate_from(ctx: _Ctx, beta: float, alpha0: FloatArray | None,
     supplies = SupplyStack.of_costs(ctx.base, beta, ctx.t)
     if alpha0 is not None and not np.all(np.isfinite(alpha0)):
         alpha0 = None
-    state = solve_prices(ctx.demand, supplies, alpha0, ladder)
+    state = solve_prices(ctx.demand, supplies, alpha0, ladder, ctx.grad_tol)
     fleet = problem.fleet_ttft_ms(state.demand)
     caps = np.array([c.capacity_rps_ for c in problem.curves]) / problem.total_rps
     ok = fleet <= problem.slo_ms * (1 + FEASIBILITY_RTOL) and bool(
@@ -438,12 +441,15 @@ def _solve_fleet(problem: RoutingProblem, t: float, knots: CostKnots, hint: Hint
         stride, t_coarse = plan
         sample = RoutingProblem(problem.models, readonly(problem.scores[::stride]),
                                 problem.curves, problem.total_rps, problem.slo_ms)
-        _, coarse, _ = _solve_fleet(sample, t_coarse, knots, hint,
-                                    max(slo_rtol, COARSE_SLO_RTOL))
-        if coarse.feasible:
-            hint = Hint(alpha=coarse.state.alpha, beta=coarse.beta)
-    ctx = _Ctx(problem=problem, demand=Demand(transposed(problem.scores), t),
-               base=knots, t=t, slo_rtol=slo_rtol)
+        _, found, _ = _solve_fleet(sample, t_coarse, knots, hint,
+                                   max(slo_rtol, COARSE_SLO_RTOL))
+        if found.feasible:
+            hint = Hint(alpha=found.state.alpha, beta=found.beta)
+    is_sample = slo_rtol > SLO_RTOL  # its prices are only a warm start: solve them loosely
+    demand = Demand(transposed(problem.scores), t,
+                    margin_t=WARM_MARGIN_T if is_sample else DECIDED_MARGIN_T)
+    ctx = _Ctx(problem=problem, demand=demand, base=knots, t=t, slo_rtol=slo_rtol,
+               grad_tol=COARSE_GRAD_TOL if is_sample else GRAD_TOL)
     best, solves = _search_beta(ctx, hint)
     return ctx, best, solves
 

@@ -88,13 +88,19 @@ class CostKnots:
 
     @classmethod
     def of(cls, knots: Sequence[tuple[FloatArray, FloatArray]]) -> CostKnots:
-        width = max(len(p) for p, _ in knots)
-        p = np.array([np.pad(np.asarray(p, float), (0, width - len(p)), mode="edge")
-                      for p, _ in knots])
-        x = np.array([np.pad(np.asarray(x, float), (0, width - len(x)), mode="edge")
-                      for _, x in knots])
-        length = np.array([len(p) for p, _ in knots], dtype=np.intp)
-        return cls(p=readonly(p), x=readonly(x), length=length)
+        """Pad the knots, dropping points that repeat their predecessor exactly (they repeat
+        it at every factor and ramp too, so :meth:`SupplyStack.of_costs` would drop them)."""
+        rows = []
+        for p_raw, x_raw in knots:
+            p, x = np.asarray(p_raw, dtype=np.float64), np.asarray(x_raw, dtype=np.float64)
+            keep = np.concatenate(([True], (np.diff(p) != 0) | (np.diff(x) != 0)))
+            rows.append((p[keep], x[keep]))
+        width = max(len(p) for p, _ in rows)
+        pad = [(np.pad(p, (0, width - len(p)), mode="edge"),
+                np.pad(x, (0, width - len(x)), mode="edge")) for p, x in rows]
+        length = np.array([len(p) for p, _ in rows], dtype=np.intp)
+        return cls(p=readonly(np.array([p for p, _ in pad])),
+                   x=readonly(np.array([x for _, x in pad])), length=length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +135,12 @@ class SupplyStack:
         cols = np.arange(width)
         p = knots.p * factor + ramp * knots.x
         x = knots.x
-        keep = cols[None, :] < knots.length[:, None]
+        valid = cols[None, :] < knots.length[:, None]
+        keep = valid.copy()
         keep[:, 1:] &= (np.diff(p, axis=1) != 0) | (np.diff(x, axis=1) != 0)
-        order = np.argsort(~keep, axis=1, kind="stable")  # kept knots first, in order
-        p, x = np.take_along_axis(p, order, 1), np.take_along_axis(x, order, 1)
+        if not np.array_equal(keep, valid):  # rounding made two prices equal: drop one
+            order = np.argsort(~keep, axis=1, kind="stable")  # kept knots first, in order
+            p, x = np.take_along_axis(p, order, 1), np.take_along_axis(x, order, 1)
         n = keep.sum(axis=1)
         inside = cols[None, :] < n[:, None]
         pairs = inside[:, 1:]
