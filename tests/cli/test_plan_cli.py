@@ -207,7 +207,9 @@ def test_supplied_profiles_replace_estimates(tmp_path: Path) -> None:
     assert code == 0, stderr
     doc = json.loads(stdout)
     assert doc["provenance"]["profiles"]["measured"] == 1
-    assert doc["provenance"]["latency"] == ["estimated", "measured"]
+    # small's other shapes are its estimates corrected by the measured one (derived)
+    assert doc["provenance"]["latency"] == ["derived", "estimated", "measured"]
+    assert any(n.startswith("small on H100-SXM") for n in doc["provenance"]["notes"])
     used = pd.read_csv(tmp_path / "o" / "profiles.csv")
     small = used[(used["model"] == "small") & (used["tp"] == 1) & (used["mps_share"] == 1.0)]
     assert set(small["provenance"]) == {"measured"}

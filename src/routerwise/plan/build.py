@@ -183,7 +183,7 @@ def _provenance(inputs: PlanInputs, shapes: ShapeProfiles) -> PlanProvenance:
         latency=tuple(sorted(set(shapes.provenance.values()))), profiles=by_kind,
         quality_predicted=f"{w.score_source} (routing solved on these scores)",
         quality_truth=truth[w.score_source],
-        notes=(*inputs.notes, *w.notes))
+        notes=(*inputs.notes, *w.notes, *shapes.notes))
 
 
 def _inputs_info(inputs: PlanInputs, ctx: EvalContext) -> PlanInputsInfo:

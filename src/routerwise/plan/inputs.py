@@ -181,6 +181,8 @@ def drop_unusable(inputs: PlanInputs, unusable: Mapping[InstanceShape, str]) -> 
 def _reason_kind(reason: str) -> str:
     if "per_model_max_ms" in reason:
         return "slower than slo.per_model_max_ms at zero load"
+    if "no kernel data" in reason:
+        return "the estimator has no kernel data for the architecture"
     return "KV cache cannot hold the workload's longest request"
 
 

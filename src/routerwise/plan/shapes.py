@@ -4,7 +4,10 @@ GPU-free estimator (cached on disk) for the rest.
 Inputs: the models' architectures, the GPU, the typed instance shapes, token lengths per
 model, optional supplied profile tables (``gpu, tp, mps_share`` columns select rows).
 Outputs: one monotone curve per shape, the provenance of each, and the points behind every
-curve (written beside plan.json as ``profiles.csv``).
+curve (written beside plan.json as ``profiles.csv``). Measured points marked
+``beyond_capacity`` are left out and bound the shape's capacity. A model's measured shapes
+also correct its estimated ones: a time scale fitted where the measurement and the estimate
+of the same shape overlap (``profiles/correction.py``); corrected curves are ``derived``.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import numpy as np
 
 from routerwise.errors import InfeasibleError, InputError
 from routerwise.latency.curve import LatencyCurve, fit_curve
+from routerwise.profiles.correction import TimeScale, apply_time_scale, fit_time_scale
 from routerwise.profiles.estimator import (
     SWEEP_HIGH_FRACTION,
     TokenLengths,
     estimate_profile_cached,
 )
-from routerwise.profiles.table import ProfilePoints, ProfileTable
+from routerwise.profiles.table import ProfilePoints, ProfileTable, beyond_capacity
 from routerwise.spec.catalog import GpuSpec, ModelArch
 from routerwise.spec.core import readonly
 from routerwise.spec.deployment import InstanceShape
@@ -52,6 +56,10 @@ class ShapeProfiles:
     #: One instance's saturation throughput (req/s): the first point dropped as saturated,
     #: else the estimator's saturation estimate, else (a supplied table) its last point.
     saturation_rps: Mapping[InstanceShape, float] = field(default_factory=dict)
+    #: Per (model, GPU): the time scale fitted from measured shapes and applied to the
+    #: model's estimated shapes (their provenance is then ``derived``), and what was done.
+    time_scales: Mapping[tuple[str, str], TimeScale] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 def check_supplied(table: ProfileTable) -> None:
@@ -73,7 +81,7 @@ def _supplied_points(table: ProfileTable, key: InstanceShape
     rows &= np.isclose(frame["mps_share"].astype(float), key.mps_share)
     if "gpu" in frame.columns:
         rows &= frame["gpu"].astype(str).str.lower() == key.gpu_type.lower()
-    sub = frame[rows]
+    sub = frame[rows & ~beyond_capacity(frame)]  # stopped-early rates are past capacity
     if sub["rate_rps"].nunique() < 2:
         return None
     grouped = sub.groupby("rate_rps", sort=True)["ttft_mean_ms"].mean()
@@ -85,6 +93,20 @@ def _supplied_points(table: ProfileTable, key: InstanceShape
     if "provenance" in sub.columns:
         prov = ",".join(sorted(set(sub["provenance"].astype(str))))
     return points, prov
+
+
+def _beyond_capacity_rps(tables: Iterable[ProfileTable], key: InstanceShape) -> float | None:
+    """The lowest rate a supplied table marks beyond capacity for ``key`` (None if none)."""
+    rates = []
+    for table in tables:
+        f = table.frame
+        rows = beyond_capacity(f) & (f["model"].astype(str) == key.model)
+        rows &= (f["tp"].astype(float) == key.tp) & np.isclose(f["mps_share"].astype(float),
+                                                                key.mps_share)
+        if "gpu" in f.columns:
+            rows &= f["gpu"].astype(str).str.lower() == key.gpu_type.lower()
+        rates += [float(r) for r in f.loc[rows, "rate_rps"]]
+    return min(rates) if rates else None
 
 
 def below_saturation(points: ProfilePoints) -> ProfilePoints:
@@ -106,12 +128,89 @@ def _saturation(points: ProfilePoints, kept: ProfilePoints, estimated: bool) -> 
     return last / SWEEP_HIGH_FRACTION if estimated else last
 
 
+#: Why a shape has no estimate when aiconfigurator lacks kernel data for the architecture.
+NO_KERNEL_DATA = "the estimator has no kernel data for this architecture"
+
+
+def _estimated_points(archs: Mapping[str, ModelArch], gpu: GpuSpec, key: InstanceShape,
+                      lengths: Mapping[str, TokenLengths], cache_dir: Path | None
+                      ) -> ProfilePoints:
+    """The estimator's points for ``key`` (cached); ``InfeasibleError`` when it cannot serve
+    the workload or has no kernel data for the model (e.g. 3 KV heads: only measured
+    profiles can describe such a model)."""
+    model = key.model
+    try:
+        table = estimate_profile_cached(
+            archs[model], gpu, key.tp, key.mps_share, None, lengths[model],
+            num_requests=PLAN_REQUESTS_PER_RATE, sweep_points=PLAN_SWEEP_POINTS,
+            cache_dir=cache_dir,
+        )
+    except (RuntimeError, ValueError) as exc:
+        if not type(exc).__module__.startswith("aiconfigurator_core"):
+            raise
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise InfeasibleError(f"{NO_KERNEL_DATA} ({first})") from exc
+    points = table.points(archs[model].id)
+    return ProfilePoints(model, points.rates_rps, points.values_ms, points.stat,
+                         points.source_rows, points.source)
+
+
+@dataclass(frozen=True, slots=True)
+class _Correction:
+    """Estimated curves of models that also have measured shapes, corrected in place."""
+
+    curves: dict[InstanceShape, LatencyCurve]
+    provenance: dict[InstanceShape, str]
+    saturation: dict[InstanceShape, float]
+
+
+def _correct(archs: Mapping[str, ModelArch], gpu: GpuSpec, lengths: Mapping[str, TokenLengths],
+             cache_dir: Path | None, measured: Mapping[InstanceShape, ProfilePoints],
+             estimated: Mapping[InstanceShape, ProfilePoints], out: _Correction,
+             ) -> tuple[dict[tuple[str, str], TimeScale], tuple[str, ...]]:
+    """Fit a time scale per model from its measured shapes; apply it to its estimated ones
+    (``profiles/correction.py``). Returns the factors and the notes for the plan."""
+    scales: dict[tuple[str, str], TimeScale] = {}
+    notes: list[str] = []
+    for model in sorted({k.model for k in measured}):
+        targets = sorted(k for k in estimated if k.model == model)
+        if not targets:
+            continue
+        sources = sorted(k for k in measured if k.model == model)
+        pairs = []
+        for key in sources:
+            try:
+                pairs.append((below_saturation(measured[key]),
+                              _estimated_points(archs, gpu, key, lengths, cache_dir)))
+            except InfeasibleError:
+                continue
+        scale = fit_time_scale(pairs)
+        names = ", ".join(k.describe() for k in sources)
+        if scale is None:
+            notes.append(f"{model}: measured {names} not comparable with its estimate; the "
+                         f"estimates of its other shapes are uncorrected")
+            continue
+        scales[(model, gpu.name)] = scale
+        for key in targets:
+            points = apply_time_scale(estimated[key], scale.factor)
+            kept = below_saturation(points)
+            out.curves[key] = fit_curve(kept)
+            out.provenance[key] = "derived"
+            out.saturation[key] = _saturation(points, kept, True)
+        notes.append(
+            f"{model} on {gpu.name}: {len(targets)} estimated curve(s) corrected by the time "
+            f"scale {scale.describe()} from measured {names}: TTFT × f at rate / f "
+            "(provenance derived; one factor for prefill and decode)")
+    return scales, tuple(notes)
+
+
 def shape_profiles(
     archs: Mapping[str, ModelArch], gpu: GpuSpec, shapes: Iterable[InstanceShape],
     lengths: Mapping[str, TokenLengths], *, supplied: Iterable[ProfileTable] = (),
-    cache_dir: Path | None = None, progress: Progress | None = None,
+    cache_dir: Path | None = None, progress: Progress | None = None, correct: bool = True,
 ) -> ShapeProfiles:
-    """A curve per shape: from a supplied table when it has the shape, else estimated."""
+    """A curve per shape: from a supplied table when it has the shape, else estimated; with
+    ``correct``, a model's measured shapes fit a time scale applied to its estimated ones."""
     wanted = sorted(set(shapes))
     tables = list(supplied)
     for table in tables:
@@ -121,31 +220,36 @@ def shape_profiles(
     estimated = 0
     unusable: dict[InstanceShape, str] = {}
     saturation: dict[InstanceShape, float] = {}
+    measured: dict[InstanceShape, ProfilePoints] = {}
+    raw: dict[InstanceShape, ProfilePoints] = {}
     for i, key in enumerate(wanted):
-        model, tp, share = key.model, key.tp, key.mps_share
+        model = key.model
         match = next((m for t in tables if (m := _supplied_points(t, key))), None)
         if match is not None:
             points, provenance[key] = match
+            if "measured" in provenance[key].split(","):
+                measured[key] = points
         else:
             try:
-                table = estimate_profile_cached(
-                    archs[model], gpu, tp, share, None, lengths[model],
-                    num_requests=PLAN_REQUESTS_PER_RATE, sweep_points=PLAN_SWEEP_POINTS,
-                    cache_dir=cache_dir,
-                )
+                points = _estimated_points(archs, gpu, key, lengths, cache_dir)
             except InfeasibleError as exc:  # e.g. its KV cache cannot hold the longest request
                 unusable[key] = str(exc)
                 continue
-            points = table.points(archs[model].id)
-            points = ProfilePoints(model, points.rates_rps, points.values_ms, points.stat,
-                                   points.source_rows, points.source)
+            raw[key] = points
             provenance[key] = "estimated"
             estimated += 1
         kept = below_saturation(points)
         curves[key] = fit_curve(kept)
         saturation[key] = _saturation(points, kept, provenance[key] == "estimated")
+        if match is not None and (beyond := _beyond_capacity_rps(tables, key)) is not None:
+            saturation[key] = min(saturation[key], beyond)
         if progress is not None:
             progress(i + 1, len(wanted), f"{model} {key.describe()}")
+    scales: dict[tuple[str, str], TimeScale] = {}
+    notes: tuple[str, ...] = ()
+    if correct and measured:
+        scales, notes = _correct(archs, gpu, lengths, cache_dir, measured, raw,
+                                 _Correction(curves, provenance, saturation))
     return ShapeProfiles(curves=curves, provenance=provenance, estimated=estimated,
                          supplied=len(wanted) - estimated - len(unusable), unusable=unusable,
-                         saturation_rps=saturation)
+                         saturation_rps=saturation, time_scales=scales, notes=notes)
