@@ -27,6 +27,7 @@ from routerwise.cli import catalog, estimate, plan, route, schema, train_predict
 from routerwise.cli import deploy as deploy_cli
 from routerwise.cli import emulate as emulate_cli
 from routerwise.cli import profile as profile_cli
+from routerwise.cli import serve as serve_cli
 from routerwise.cli import simulate as simulate_cli
 
 #: Exit codes ``main`` returns besides a command's own (InputError 1, InfeasibleError 2).
@@ -106,6 +107,7 @@ app.command("simulate", cls=_Command)(simulate_cli.simulate)
 app.command("emulate", cls=_Command)(emulate_cli.emulate)
 app.command("deploy", cls=_Command)(deploy_cli.deploy)
 app.command("profile", cls=_Command)(profile_cli.profile)
+app.command("serve", cls=_Command)(serve_cli.serve)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,129 @@
+"""Serve stage — the backends: one pooled ``httpx.AsyncClient`` each, health and load.
+
+A backend is *available* when it is healthy and has fewer than ``max_running`` requests in
+flight. Health: a background check of ``GET /health`` every ``health_interval_s``;
+``unhealthy_after`` consecutive failures take a backend out, one success puts it back. A
+connection error or timeout on a real request takes it out at once (the next check decides
+when it returns). Transports are injectable (``httpx.MockTransport`` in tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from routerwise.serve.config import BackendSpec, GatewayConfig
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger(__name__)
+
+
+class Backend:
+    """One backend's client and live state (mutated only on the event loop)."""
+
+    __slots__ = ("client", "failures", "healthy", "max_running", "model", "running",
+                 "served_name", "url")
+
+    def __init__(self, spec: BackendSpec, client: httpx.AsyncClient, max_running: int) -> None:
+        self.model, self.url, self.client = spec.model, spec.base_url, client
+        self.served_name = spec.model
+        self.max_running = max_running
+        self.running = 0
+        self.healthy = True  # optimistic until the first check says otherwise
+        self.failures = 0
+
+    @property
+    def available(self) -> bool:
+        return self.healthy and self.running < self.max_running
+
+    def mark_failed(self) -> None:
+        if self.healthy:
+            log.warning("backend %s (%s) taken out after a failed request", self.model,
+                        self.url)
+        self.healthy = False
+
+
+def make_client(spec: BackendSpec, cfg: GatewayConfig,
+                transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    import httpx
+
+    limits = httpx.Limits(max_connections=cfg.max_running_per_backend + 8,
+                          max_keepalive_connections=cfg.max_running_per_backend + 8)
+    timeout = httpx.Timeout(cfg.request_timeout_s, connect=cfg.connect_timeout_s,
+                            pool=cfg.connect_timeout_s)
+    return httpx.AsyncClient(base_url=spec.base_url, transport=transport, limits=limits,
+                             timeout=timeout)
+
+
+class BackendPool:
+    """Every backend by plan model name, and the health-check loop."""
+
+    def __init__(self, cfg: GatewayConfig,
+                 transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> None:
+        transports = transports or {}
+        self.cfg = cfg
+        self.by_model: dict[str, Backend] = {
+            b.model: Backend(b, make_client(b, cfg, transports.get(b.model)),
+                             cfg.max_running_per_backend)
+            for b in cfg.backends}
+        self._task: asyncio.Task[None] | None = None
+
+    async def check(self, backend: Backend) -> bool:
+        """One health check: ``GET /health`` answers 2xx within the connect timeout."""
+        try:
+            resp = await backend.client.get("/health", timeout=self.cfg.connect_timeout_s)
+        except Exception:  # any transport failure means unhealthy
+            return False
+        return resp.is_success
+
+    def record(self, backend: Backend, ok: bool) -> None:
+        if ok:
+            if not backend.healthy:
+                log.warning("backend %s (%s) is healthy again", backend.model, backend.url)
+            backend.healthy, backend.failures = True, 0
+            return
+        backend.failures += 1
+        if backend.healthy and backend.failures >= self.cfg.unhealthy_after:
+            log.warning("backend %s (%s) failed %d health checks: taken out", backend.model,
+                        backend.url, backend.failures)
+            backend.healthy = False
+
+    async def check_all(self) -> None:
+        backends = list(self.by_model.values())
+        results = await asyncio.gather(*(self.check(b) for b in backends))
+        for backend, ok in zip(backends, results, strict=True):
+            self.record(backend, ok)
+
+    async def discover_names(self) -> None:
+        """Learn each backend's served model name from ``/v1/models`` when the plan's name
+        is not among them and it serves exactly one model."""
+        for backend in self.by_model.values():
+            with contextlib.suppress(Exception):
+                resp = await backend.client.get("/v1/models",
+                                                timeout=self.cfg.connect_timeout_s)
+                ids = [d.get("id") for d in resp.json().get("data", [])]
+                if backend.model not in ids and len(ids) == 1 and isinstance(ids[0], str):
+                    backend.served_name = ids[0]
+                    log.info("backend %s serves it as %r", backend.model, ids[0])
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.health_interval_s)
+            await self.check_all()
+
+    async def start(self) -> None:
+        await self.discover_names()
+        await self.check_all()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.gather(*(b.client.aclose() for b in self.by_model.values()))
