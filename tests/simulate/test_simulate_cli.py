@@ -116,3 +116,18 @@ def test_infeasible_plan_has_nothing_to_simulate(cli: Cli, shared_plan: Path,
     plan = _copy_plan(shared_plan, tmp_path / "p", infeasible)
     res = cli(["simulate", plan, "--duration-s", "10"])
     assert res.exit_code == 1 and "infeasible" in res.stderr_flat
+
+
+def test_find_max_rate_brackets_what_the_setup_sustains(cli: Cli, shared_plan: Path) -> None:
+    res = cli(["simulate", shared_plan, "--duration-s", "60", "--rate-rps", "400",
+               "--find-max-rate", "--json"])
+    assert res.exit_code == 0, res.stderr
+    payload = json.loads(res.stdout)
+    assert payload["fidelity"]["unstable"] is True
+    rate = payload["corrections"]["sustainable_rate_rps"]
+    assert 6.0 < rate < 400.0
+    assert any("sustain" in w for w in payload["warnings"])
+    ok = json.loads(cli(["simulate", shared_plan, "--duration-s", "60", "--rate-rps",
+                         str(0.8 * rate), "--json"]).stdout)
+    assert ok["fidelity"]["unstable"] is False
+    assert ok["ttft_mean_ms"] <= ok["slo"]["target_ms"]

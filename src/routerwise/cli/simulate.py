@@ -84,8 +84,9 @@ def _render(p: dict[str, Any]) -> None:
 
 def _simulate(plan: Path, baseline: str | None, duration_s: float, seed: int, arrivals: str,
               rate_rps: float | None, warmup_s: float | None, replications: int,
-              interference: str) -> dict[str, Any]:
+              interference: str, find_max_rate: bool) -> dict[str, Any]:
     from routerwise.simulate.arrivals import parse_arrivals
+    from routerwise.simulate.capacity import MAX_FACTOR, sustainable_rate_rps
     from routerwise.simulate.diagnose import diagnose
     from routerwise.simulate.inputs import load_target
     from routerwise.simulate.interference import parse_interference
@@ -103,7 +104,28 @@ def _simulate(plan: Path, baseline: str | None, duration_s: float, seed: int, ar
         task = bar.add_task("simulate", total=duration_s * replications)
         report = simulate_target(
             target, options, lambda done, total: bar.update(task, completed=done, total=total))
-    return report_dict(report, diagnose(report))
+    diag = diagnose(report)
+    sustainable = None
+    if find_max_rate:
+        with Progress(TextColumn("searching the sustainable rate"), BarColumn(),
+                      TextColumn("{task.completed:.0f}/{task.total:.0f} probes"),
+                      TimeElapsedColumn(), console=err_console, transient=True) as bar:
+            task = bar.add_task("probes", total=12)
+            sustainable = sustainable_rate_rps(
+                target, options, lambda done, total: bar.update(task, completed=done,
+                                                                total=total))
+    payload = report_dict(report, diag, sustainable)
+    if find_max_rate:
+        planned = target.planned.rate_rps
+        start = rate_rps or planned
+        at_least = sustainable is not None and sustainable >= MAX_FACTOR * start * (1 - 1e-9)
+        payload["warnings"].append(
+            "in simulation this setup and routing sustain "
+            + (f"{'at least ' if at_least else ''}{sustainable:.4g} req/s"
+               if sustainable is not None else "no probed rate")
+            + f" within the SLO (stable, mean TTFT ≤ {target.plan.slo.target_ms:g} ms); the "
+            f"plan was made for {planned:.4g} req/s")
+    return payload
 
 
 def simulate(
@@ -132,6 +154,10 @@ def simulate(
                                      metavar="none|bandwidth[:KEY=V,...]",
                                      help="MPS co-runner model: none, or bandwidth with "
                                      "bandwidth=0.28,compute=0 (simulate/interference.py)."),
+    find_max_rate: bool = typer.Option(False, "--find-max-rate", metavar="",
+                                       help="Also search the highest rate this setup sustains "
+                                       "within the SLO in simulation (about a dozen shorter "
+                                       "runs)."),
     out: Path | None = typer.Option(None, "--out", metavar="FILE.json",
                                     help="Also write the JSON report here."),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print the report as JSON."),
@@ -144,7 +170,7 @@ def simulate(
         if not plan.exists():
             raise InputError(f"PLAN {plan}: does not exist")
         return _simulate(plan, baseline, duration_s, seed, arrivals, rate_rps, warmup_s,
-                         replications, interference)
+                         replications, interference, find_max_rate)
 
     try:
         payload = run_or_exit(action)

@@ -59,7 +59,7 @@ class Diagnosis:
     unstable: bool  # latency still growing at the end: the load is not sustained
     per_model: dict[str, ModelDiagnosis]
     warnings: tuple[str, ...]
-    replan_slo_ms: float | None  # the SLO target that compensates the fleet error
+    replan_slo_ms: float | None  # the SLO target that compensates the fleet error (stable runs)
 
 
 def steady_state_ttft_ms(shape: InstanceShape, input_tokens: np.ndarray,
@@ -80,7 +80,7 @@ def steady_state_ttft_ms(shape: InstanceShape, input_tokens: np.ndarray,
     return float(np.mean(res.ttft_ms[int(_REF_WARMUP * n):]))
 
 
-def _unstable(report: SimReport) -> bool:
+def unstable(report: SimReport) -> bool:
     """Mean TTFT of the last third of the window > 2× the first third's, in every run."""
     flags = []
     for run in report.runs:
@@ -179,14 +179,14 @@ def diagnose(report: SimReport) -> Diagnosis:
     qt_err = _abs(report.fleet.quality_truth, report.predicted.quality_truth)
     per_model = {m: _model(report, m, report.per_model[m]) for m in report.target.models
                  if report.per_model[m].requests > 0}
-    unstable = _unstable(report)
+    growing = unstable(report)
     within = (fleet_err is not None and abs(fleet_err) <= TTFT_BAR
               and (q_err is None or abs(q_err) <= QUALITY_BAR))
-    warnings = _warnings(report, fleet_err, q_err, per_model, unstable)
+    warnings = _warnings(report, fleet_err, q_err, per_model, growing)
     replan = None
-    if fleet_err is not None and fleet_err > TTFT_BAR:
+    if fleet_err is not None and fleet_err > TTFT_BAR and not growing:
         replan = report.target.plan.slo.target_ms / (1.0 + fleet_err)
-    return Diagnosis(fleet_err, q_err, qt_err, within, unstable, per_model, warnings, replan)
+    return Diagnosis(fleet_err, q_err, qt_err, within, growing, per_model, warnings, replan)
 
 
 def _abs(simulated: float | None, predicted: float | None) -> float | None:

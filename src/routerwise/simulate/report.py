@@ -22,7 +22,10 @@ before the end of the duration, averaged over replications):
 * ``errors`` {``ttft_mean``, ``quality``, ``quality_truth``}, ``fidelity``
   {``ttft_bar``, ``quality_bar``, ``within_bar``, ``unstable``};
 * ``ci95`` {``method``, metric: [low, high] | null};
-* ``corrections`` {``ttft_factor`` per model, ``replan_slo_ms``};
+* ``corrections`` {``ttft_factor`` per model (simulated / predicted mean TTFT),
+  ``replan_slo_ms`` (the SLO target that offsets the fleet error, for a stable run),
+  ``sustainable_rate_rps`` (with ``--find-max-rate``: the highest rate this setup and
+  routing sustain in simulation within the SLO; else null)};
 * ``warnings``, ``wall_s``, ``steps``.
 """
 
@@ -81,8 +84,10 @@ def _per_model(report: SimReport, diag: Diagnosis) -> dict[str, Any]:
     return out
 
 
-def report_dict(report: SimReport, diag: Diagnosis) -> dict[str, Any]:
-    """The JSON contract of ``routerwise simulate`` (module docstring)."""
+def report_dict(report: SimReport, diag: Diagnosis,
+                sustainable_rps: float | None = None) -> dict[str, Any]:
+    """The JSON contract of ``routerwise simulate`` (module docstring); ``sustainable_rps``:
+    the result of ``capacity.sustainable_rate_rps`` when it was searched for."""
     t, o, f = report.target, report.options, report.fleet
     slo = t.plan.slo.target_ms
     return {
@@ -119,7 +124,8 @@ def report_dict(report: SimReport, diag: Diagnosis) -> dict[str, Any]:
                     for k, v in report.ci.items()}},
         "corrections": {"ttft_factor": {m: num(d.correction, 4)
                                         for m, d in diag.per_model.items()},
-                        "replan_slo_ms": num(diag.replan_slo_ms, 4)},
+                        "replan_slo_ms": num(diag.replan_slo_ms, 4),
+                        "sustainable_rate_rps": num(sustainable_rps, 4)},
         "warnings": list(diag.warnings),
         "wall_s": round(report.wall_s, 3),
         "steps": sum(r.steps for r in report.runs),

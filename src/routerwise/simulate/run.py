@@ -58,6 +58,7 @@ class SimOptions:
     warmup_s: float | None = None  # None: WARMUP_FRACTION of the duration
     replications: int = 1
     interference: InterferenceModel = DEFAULT_INTERFERENCE
+    max_drain_s: float | None = None  # None: the duration, at least MIN_DRAIN_S
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.duration_s) and self.duration_s > 0):
@@ -82,6 +83,9 @@ class SimOptions:
 
     @property
     def drain_s(self) -> float:
+        """How long requests are served after the last arrival."""
+        if self.max_drain_s is not None:
+            return self.max_drain_s
         return max(MIN_DRAIN_S, self.duration_s)
 
 
