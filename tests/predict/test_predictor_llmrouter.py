@@ -23,7 +23,7 @@ def llmrouter(split: str) -> Workload:
 
 
 def test_default_predictor_on_a_train_subset_beats_the_best_single_model() -> None:
-    train = llmrouter("train").sample(1500, np.random.default_rng(0))
+    train = llmrouter("train").sample(1000, np.random.default_rng(0))
     run = train_predictor(train, "tfidf", seed=0, eval_workload=llmrouter("test"))
     routing = run.report["routing"]
     assert run.report["num_prompts"] == 500

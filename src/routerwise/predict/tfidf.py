@@ -1,7 +1,8 @@
 """The default predictor ``tfidf``: TF-IDF text features (+ task one-hot) → calibrated ridge.
 
 Stage: predict. Inputs: prompt texts, optional task names, labels (N × K in [0, 1]).
-Outputs: (N, K) expected quality. Why this design (measured on LLMRouter, see
+Outputs: (N, K) expected quality. A prompt without a known task hint gets the task guessed
+from its text (a ridge classifier on the same features). Why this design (measured on LLMRouter, see
 ``benchmarks/predictor_quality.py``): one multi-output ridge on shared features fits all K
 models in one solve and regresses fractional labels directly; a per-model logistic regression
 on ``label > 0.5`` was slower and no better; isotonic calibration on out-of-fold outputs makes a
@@ -20,12 +21,15 @@ from routerwise.errors import InputError
 from routerwise.predict.base import Hints, check_hints, check_labels, check_texts
 from routerwise.predict.heads import (
     ALPHAS,
+    GUESSER_ARRAYS,
     HEAD_ARRAYS,
     TASK_WEIGHT,
     CalibratedRidge,
     TaskEncoder,
+    TaskGuesser,
     fit_calibrated_ridge,
     fit_task_encoder,
+    fit_task_guesser,
 )
 from routerwise.predict.state import (
     STATE_JSON,
@@ -60,6 +64,7 @@ class TfidfPredictor:
         self.models_: tuple[str, ...] = ()
         self.features_: TfidfFeatures | None = None
         self.tasks_: TaskEncoder | None = None
+        self.guesser_: TaskGuesser | None = None
         self.head_: CalibratedRidge | None = None
 
     @property
@@ -72,9 +77,12 @@ class TfidfPredictor:
         y = check_labels(labels, models, len(cut))
         self.features_ = fit_features(cut)
         self.tasks_ = fit_task_encoder(tasks)
-        onehot = None if self.tasks_ is None or tasks is None \
-            else self.tasks_.encode_training(tasks, rng)
-        x = stack_features(self.features_.transform(cut), onehot)
+        text = self.features_.transform(cut)
+        onehot = None
+        if self.tasks_ is not None and tasks is not None:
+            self.guesser_ = fit_task_guesser(text, tasks, self.tasks_)
+            onehot = self.tasks_.encode(tasks)
+        x = stack_features(text, onehot)
         self.head_, found = fit_calibrated_ridge(x, y, self.alphas, rng)
         self.selection_ = [c.summary() for c in found]
         self.models_ = tuple(models)
@@ -91,14 +99,19 @@ class TfidfPredictor:
         names = check_hints(hints, len(cut))
         if len(cut) == 1:
             return self._predict_one(cut[0], names[0])
-        onehot = None if self.tasks_ is None else self.tasks_.encode(names)
-        return head.predict(stack_features(features.transform(cut), onehot))
+        text = features.transform(cut)
+        onehot = None
+        if self.tasks_ is not None and self.guesser_ is not None:
+            onehot = self.tasks_.encode(self.guesser_.fill(names, text))
+        return head.predict(stack_features(text, onehot))
 
     def _predict_one(self, text: str, hint: str | None) -> FloatArray:
         """One prompt without building sparse matrices (the same numbers as a batch)."""
         features, head = self._fitted()
         cols, values = features.row(text)
-        if self.tasks_ is not None:
+        if self.tasks_ is not None and self.guesser_ is not None:
+            if hint not in self.tasks_.tasks:
+                hint = self.guesser_.guess_row(cols, values)
             task_col = features.num_features + self.tasks_.column(hint)
             cols, values = np.append(cols, task_col), np.append(values, TASK_WEIGHT)
         return head.predict_sparse_row(cols, values)
@@ -109,20 +122,26 @@ class TfidfPredictor:
         meta |= {"kind": self.kind, "alphas": list(self.alphas), "selection": self.selection_,
                  "models": list(self.models_),
                  "tasks": None if self.tasks_ is None else list(self.tasks_.tasks)}
-        return write_state(directory, arrays | head.arrays(), meta)
+        guesser = {} if self.guesser_ is None else self.guesser_.arrays()
+        return write_state(directory, arrays | head.arrays() | guesser, meta)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
         meta = read_json(directory / STATE_JSON)
         npz = directory / STATE_NPZ
         names = tuple(f"idf_{b}" for b in meta.get("blocks") or BLOCKS) + HEAD_ARRAYS
+        if meta.get("tasks") is not None:
+            names += GUESSER_ARRAYS
         arrays = read_arrays(npz, names)
         out = cls(alphas=tuple(meta_field(meta, "alphas", list, directory / STATE_JSON)))
         out.selection_ = list(meta.get("selection") or [])
         out.models_ = tuple(meta_field(meta, "models", list, directory / STATE_JSON))
         out.features_ = TfidfFeatures.from_state(arrays, meta, directory / STATE_JSON)
         tasks = meta.get("tasks")
-        out.tasks_ = None if tasks is None else TaskEncoder(tuple(str(t) for t in tasks))
+        if tasks is not None:
+            out.tasks_ = TaskEncoder(tuple(str(t) for t in tasks))
+            out.guesser_ = TaskGuesser.from_arrays(out.tasks_.tasks, arrays,
+                                                   out.features_.num_features, npz)
         width = out.features_.num_features + (0 if tasks is None else len(tasks) + 1)
         out.head_ = CalibratedRidge.from_arrays(arrays, len(out.models_), width, npz)
         return out
