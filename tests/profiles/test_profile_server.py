@@ -130,7 +130,7 @@ def test_refused_connections_mid_run_are_rows(tmp_path: Path) -> None:
 
             stop = asyncio.Event()
             task = asyncio.create_task(run_profile(settings, plans, observer=KillAfterProbe(),
-                                                   load=LoadSettings(max_connections=1)))
+                                                   load=LoadSettings()))
             await stop.wait()
         run = await task  # the server is gone before the first rate's requests
         records = run.results[0].records
@@ -139,6 +139,24 @@ def test_refused_connections_mid_run_are_rows(tmp_path: Path) -> None:
                    for r in records)
 
     assert asyncio.run(go()) == 20
+
+
+def test_a_concurrency_limit_holds_requests_in_the_client(fast_server: str,
+                                                           tmp_path: Path) -> None:
+    """At most C in flight; the wait counts in TTFT (it is measured from the due time)."""
+    def run(*extra: str) -> dict[str, float]:
+        code, stdout, stderr = profile(
+            "--endpoint", fast_server, "--model", "synthetic", "--rates-rps", "100",
+            "--requests-per-rate", "60", "--out", str(tmp_path / f"p{len(extra)}.csv"),
+            "--json", "--max-tokens", "6", *extra)
+        assert code == 0, stderr
+        return dict(json.loads(stdout)["points"][0])
+
+    free, limited = run(), run("--concurrency-limit", "1")
+    # one at a time, ~7 ms each (2 ms + 5 token gaps of 1 ms) at 100 req/s: a queue builds
+    assert limited["ttft_mean_ms"] > free["ttft_mean_ms"] + 5
+    frame = pd.read_csv(tmp_path / "p2.csv")
+    assert frame["concurrency_limit"].item() == 1
 
 
 def test_dead_endpoint_fails_fast_with_a_clear_message(tmp_path: Path) -> None:
