@@ -85,6 +85,18 @@ def _chord_rows(costs: list[ModelCost], nw: int, K: int, nvar: int,
     return mat, np.concatenate(b)
 
 
+def envelope_quality(problem: RoutingProblem, budget_ms: float) -> float | None:
+    """The LP's best quality over routings whose convexified (chord) cost
+    ``Σ_m envelope_m(x_m)`` is at most ``budget_ms``; None when no routing is that cheap.
+
+    A reference for any routing: none with that envelope cost can do better.
+    """
+    costs = [build_cost(c, m, problem.total_rps, problem.slo_ms)
+             for m, c in zip(problem.models, problem.curves, strict=True)]
+    out = _lp(problem, np.array([c.cap_x for c in costs]), costs, budget_ms)
+    return None if out is None else out[2]
+
+
 def solve_exact(problem: RoutingProblem) -> RoutingResult:
     """Route ``problem`` by the LP reference; infeasibility is a result, not an error."""
     start = time.perf_counter()
