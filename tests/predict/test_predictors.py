@@ -123,3 +123,14 @@ def test_embedding_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(InputError, match=r"optional extra `embed`.*routerwise\[embed\]"):
         make_predictor("embedding").fit(["a prompt", "another"], None, np.zeros((2, 2)), MODELS,
                                         np.random.default_rng(0))
+
+
+def test_a_missing_or_unknown_hint_is_guessed_from_the_text() -> None:
+    train, test = synthetic_workload(300, 0), synthetic_workload(40, 1)
+    predictor = fit_on(train, "tfidf", np.random.default_rng(0))
+    hinted = predictor.predict(test.prompts, test.tasks)
+    np.testing.assert_allclose(predictor.predict(test.prompts, None), hinted, atol=1e-12)
+    np.testing.assert_allclose(predictor.predict(test.prompts, ["never-seen"] * 40), hinted,
+                               atol=1e-12)
+    assert test.prompts is not None
+    np.testing.assert_allclose(predictor.predict(test.prompts[:1], None), hinted[:1], atol=1e-12)
