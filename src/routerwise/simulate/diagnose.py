@@ -80,10 +80,19 @@ def steady_state_ttft_ms(shape: InstanceShape, input_tokens: np.ndarray,
     return float(np.mean(res.ttft_ms[int(_REF_WARMUP * n):]))
 
 
+#: A run is overloaded when more than this share of its measured requests never finished.
+UNFINISHED_SHARE = 0.01
+
+
 def unstable(report: SimReport) -> bool:
-    """Mean TTFT of the last third of the window > 2× the first third's, in every run."""
+    """In every run: mean TTFT of the last third of the window > 2× the first third's, or
+    more than ``UNFINISHED_SHARE`` of the measured requests unfinished at the end."""
     flags = []
     for run in report.runs:
+        if run.fleet.requests and \
+                run.fleet.completed < (1 - UNFINISHED_SHARE) * run.fleet.requests:
+            flags.append(True)
+            continue
         means = [b.ttft_mean_ms for b in run.batches if b.ttft_mean_ms is not None]
         if len(means) < 6:
             flags.append(False)
@@ -199,9 +208,10 @@ def _warnings(report: SimReport, fleet_err: float | None, q_err: float | None,
     slo = report.target.plan.slo.target_ms
     sim = report.fleet.ttft_mean_ms
     if unstable:
-        out.append("UNSTABLE: mean TTFT grows through the run (last third > 2× first third): "
-                   "the offered load exceeds what this setup sustains, so every mean here "
-                   "depends on the duration; the plan's capacity is optimistic")
+        out.append("UNSTABLE: mean TTFT grows through the run (last third > 2× first third) "
+                   "or requests were left unfinished: the offered load exceeds what this "
+                   "setup sustains, so every mean here depends on the duration (and leaves "
+                   "out requests that never got a token); the plan's capacity is optimistic")
     if sim is not None and sim > slo:
         out.append(f"the SLO is NOT met in simulation: fleet mean TTFT {sim:.4g} ms > "
                    f"target {slo:g} ms")
