@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import (
@@ -39,16 +39,6 @@ from routerwise.cli._common import (
 )
 from routerwise.errors import InputError
 from routerwise.profiles.arrivals import parse_arrival
-from routerwise.profiles.client import ClientSettings, Endpoint, RequestRecord
-from routerwise.profiles.loadgen import (
-    LoadSettings,
-    ProfileRun,
-    RatePlan,
-    RateResult,
-    now_iso,
-    plan_rates,
-    run_profile,
-)
 from routerwise.profiles.profiler import (
     REQUEST_COLUMNS,
     MeasuredShape,
@@ -61,6 +51,10 @@ from routerwise.profiles.profiler import (
 from routerwise.profiles.prompts import PromptPool, fixed_pool, load_prompts_file, workload_pool
 from routerwise.profiles.saturation import SaturationRule
 from routerwise.profiles.table import ProfileTable, load_profiles
+
+if TYPE_CHECKING:  # httpx is imported when the command runs, not when the CLI starts
+    from routerwise.profiles.client import ClientSettings, RequestRecord
+    from routerwise.profiles.loadgen import LoadSettings, ProfileRun, RatePlan, RateResult
 
 #: Columns of the per-request CSV: the run and shape, then ``REQUEST_COLUMNS``.
 ROW_COLUMNS = ("run_started_at", "model", "gpu", "tp", "mps_share", *REQUEST_COLUMNS)
@@ -280,6 +274,8 @@ def _warn_late_sends(summary: dict[str, Any]) -> None:
 
 
 def _run(job: _Job) -> tuple[ProfileRun, int]:
+    from routerwise.profiles.loadgen import now_iso
+
     started = now_iso()
     shape = job.info.shape
     prefix = (started, job.info.label, *((shape.gpu, shape.tp, shape.mps_share)
@@ -301,6 +297,8 @@ def _run(job: _Job) -> tuple[ProfileRun, int]:
 
 
 async def _profile(job: _Job, observer: CliObserver, started: str) -> ProfileRun:
+    from routerwise.profiles.loadgen import run_profile
+
     return await run_profile(job.settings, job.plans, load=job.load, observer=observer,
                              started_at=started)
 
@@ -311,6 +309,9 @@ def _job(endpoint: str, model: str, rates_rps: str, requests_per_rate: int, out:
          seed: int, api_key_env: str | None, concurrency_limit: int | None, timeout_s: float,
          ignore_eos: bool, early_stop: bool, keep_going: bool) -> _Job:
     """Every check that needs no network, before any request."""
+    from routerwise.profiles.client import ClientSettings, Endpoint
+    from routerwise.profiles.loadgen import LoadSettings, plan_rates
+
     check_out_file(out, "--out", (".csv",))
     rows_path = requests_out or out.with_name(f"{out.stem}.requests.csv")
     check_out_file(rows_path, "--requests-out", (".csv",))

@@ -21,17 +21,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from routerwise import __version__
 from routerwise.errors import InputError
-from routerwise.profiles.client import ClientSettings, RequestRecord
-from routerwise.profiles.loadgen import ProfileRun, RateResult
 from routerwise.profiles.table import SHAPE_COLUMNS, ProfileTable, validate_profile_frame
 from routerwise.spec.catalog import get_gpu
 from routerwise.spec.deployment import InstanceShape
+
+if TYPE_CHECKING:  # the HTTP client (httpx) is imported only by the commands that send
+    from routerwise.profiles.client import ClientSettings, RequestRecord
+    from routerwise.profiles.loadgen import ProfileRun, RateResult
 
 #: Per-request CSV columns, in order (the fields of ``RequestRecord``).
 REQUEST_COLUMNS = (
