@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import typer
 from rich.progress import (
     BarColumn,
@@ -147,7 +148,7 @@ class _Outputs:
     table: ProfileTable | None  # what --out held before, extended rate by rate
     rates_written: int = 0
 
-    def add(self, frame: Any) -> None:
+    def add(self, frame: pd.DataFrame) -> None:
         self.table = merge_points(self.table, frame, str(self.out))
         with atomic_path(self.out) as tmp:
             self.table.to_csv(tmp)
@@ -188,8 +189,6 @@ class CliObserver:
             err_console.print(f"[yellow]warning:[/] {result.rate_rps:g} req/s: no request "
                               "succeeded; no profile point", highlight=False)
             return
-        import pandas as pd
-
         self.outputs.add(pd.DataFrame([{"model": self.info.label, **point, **self.run_meta}]))
 
 

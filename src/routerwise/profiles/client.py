@@ -290,8 +290,8 @@ async def send_request(client: httpx.AsyncClient, settings: ClientSettings, spec
     except asyncio.CancelledError as exc:
         reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else "cancelled"
         if on_cancelled is not None:
-            on_cancelled(_record(settings, spec, rate_rps, index, scheduled_s, intended, start,
-                                 timing, f"cancelled: {reason}"))
+            on_cancelled(_record(spec, rate_rps, index, scheduled_s, intended, start, timing,
+                                 f"cancelled: {reason}"))
         raise
     except Exception as exc:  # a failed request is a row, never a crash
         error = _describe(exc)
@@ -299,12 +299,11 @@ async def send_request(client: httpx.AsyncClient, settings: ClientSettings, spec
         if acquired:
             assert limit is not None
             limit.release()
-    return _record(settings, spec, rate_rps, index, scheduled_s, intended, start, timing, error)
+    return _record(spec, rate_rps, index, scheduled_s, intended, start, timing, error)
 
 
-def _record(settings: ClientSettings, spec: RequestSpec, rate_rps: float, index: int,
-            scheduled_s: float, intended: float, start: float, timing: _Timing,
-            error: str) -> RequestRecord:
+def _record(spec: RequestSpec, rate_rps: float, index: int, scheduled_s: float,
+            intended: float, start: float, timing: _Timing, error: str) -> RequestRecord:
     end = time.perf_counter()
     ok = not error
     tokens = timing.usage_tokens if timing.usage_tokens is not None else timing.chunks

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import numpy as np
@@ -224,8 +224,7 @@ async def _dispatch(client: httpx.AsyncClient, settings: ClientSettings, state: 
         state.sent += 1
 
 
-async def _stop(tasks: Sequence[asyncio.Task[object]] | set[asyncio.Task[RequestRecord]],
-                reason: str) -> None:
+async def _stop(tasks: Iterable[asyncio.Task[Any]], reason: str) -> None:
     """Cancel ``tasks`` and wait until each has delivered its row."""
     pending = list(tasks)
     for task in pending:
