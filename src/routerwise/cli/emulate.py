@@ -4,11 +4,15 @@ shape in real time (``routerwise.simulate.emulator``); placeholder text, realist
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
 import typer
 
 from routerwise.cli._common import console, run_or_exit
 from routerwise.errors import InputError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def emulate(
@@ -25,7 +29,7 @@ def emulate(
 ) -> None:
     """Serve an emulated OpenAI-compatible engine (timing from the engine model)."""
 
-    def action() -> tuple[object, object]:
+    def action() -> FastAPI:
         if not 0 < port < 65536:
             raise InputError(f"--port {port}: must be in 1..65535")
         missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
@@ -41,9 +45,9 @@ def emulate(
         console.print(f"emulating {info.model} on {info.gpu} tp={tp} share={mps_share:g} "
                       f"(KV {info.kv_capacity_tokens:,} tokens) at http://{host}:{port}/v1 "
                       "— timing from the engine model, placeholder text", highlight=False)
-        return app, info
+        return app
 
-    app, _ = run_or_exit(action)
+    app = run_or_exit(action)
     from routerwise.simulate.emulator import serve
 
-    serve(app, host, port)  # type: ignore[arg-type]
+    serve(app, host, port)

@@ -58,5 +58,5 @@ def routing_rule(models: tuple[str, ...], scores: FloatArray, prices: dict[str, 
     missing = [m for m in models if prices.get(m) is None]
     if missing:
         raise InputError(f"{where}: no routing price for deployed model(s) {missing}")
-    alpha = np.array([float(prices[m]) for m in models])  # type: ignore[arg-type]
+    alpha = np.array([float(p) for m in models if (p := prices.get(m)) is not None])
     return RoutingRule(models, routing_probabilities(scores, alpha, tie_temperature))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from routerwise.errors import InfeasibleError, InputError
-from routerwise.profiles.engine_sim import EngineConfig, check_fits
+from routerwise.profiles.engine_sim import EngineConfig, StepModel, check_fits
 from routerwise.simulate.arrivals import ArrivalProcess, Poisson, Trace
 from routerwise.simulate.cluster import ClusterResult, InstanceModel, Requests, run_cluster
 from routerwise.simulate.inputs import Planned, SimTarget
@@ -135,16 +135,14 @@ class SimReport:
 def instance_models(target: SimTarget) -> list[InstanceModel]:
     """Every placed instance with its engine model (shared per shape: step times memoised)."""
     out = []
-    cache: dict[str, tuple[int, object]] = {}
+    cache: dict[str, tuple[int, StepModel]] = {}
     config = EngineConfig()
     for inst in target.setup.instances:
-        model = target.models.index(inst.model)
+        shape = target.engine_shape(inst.model)
         if inst.model not in cache:
-            shape = target.engine_shape(inst.model)
             cache[inst.model] = (shape.kv_capacity_tokens(), shape.step_model())
         cap, steps = cache[inst.model]
-        shape = target.engine_shape(inst.model)
-        out.append(InstanceModel(model, inst.gpu_ids, cap, steps,  # type: ignore[arg-type]
+        out.append(InstanceModel(target.models.index(inst.model), inst.gpu_ids, cap, steps,
                                  target.gpu.ridge_tokens, shape.mps, config))
     return out
 

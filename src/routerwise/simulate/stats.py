@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -91,16 +91,26 @@ def metrics(data: RequestData, mask: BoolArray, slo_ms: float) -> Metrics:
     )
 
 
+def _avg(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known and len(known) == len(values) else None
+
+
 def average(runs: Sequence[Metrics]) -> Metrics:
     """The mean of each metric over runs (counts summed); None where any run has none."""
-    values: dict[str, int | float | None] = {}
-    for f in fields(Metrics):
-        col = [getattr(r, f.name) for r in runs]
-        if f.name in ("requests", "completed"):
-            values[f.name] = int(sum(col))
-        else:
-            values[f.name] = None if any(v is None for v in col) else float(np.mean(col))
-    return Metrics(**values)  # type: ignore[arg-type]
+    return Metrics(
+        requests=sum(r.requests for r in runs),
+        completed=sum(r.completed for r in runs),
+        ttft_mean_ms=_avg([r.ttft_mean_ms for r in runs]),
+        ttft_p50_ms=_avg([r.ttft_p50_ms for r in runs]),
+        ttft_p90_ms=_avg([r.ttft_p90_ms for r in runs]),
+        ttft_p99_ms=_avg([r.ttft_p99_ms for r in runs]),
+        tpot_mean_ms=_avg([r.tpot_mean_ms for r in runs]),
+        e2e_mean_ms=_avg([r.e2e_mean_ms for r in runs]),
+        slo_attainment=_avg([r.slo_attainment for r in runs]),
+        quality=_avg([r.quality for r in runs]),
+        quality_truth=_avg([r.quality_truth for r in runs]),
+    )
 
 
 def _t_quantile(dof: int) -> float:
@@ -136,16 +146,3 @@ def relative_error(simulated: float | None, predicted: float | None) -> float | 
     if simulated is None or predicted is None or predicted == 0:
         return None
     return (simulated - predicted) / predicted
-
-
-def absolute_error(simulated: float | None, predicted: float | None) -> float | None:
-    if simulated is None or predicted is None:
-        return None
-    return simulated - predicted
-
-
-def metrics_dict(m: Metrics, round_to: Callable[[float | None], float | None]) -> dict[str,
-                                                                                       object]:
-    """Metrics as JSON-ready values."""
-    return {f.name: (getattr(m, f.name) if f.name in ("requests", "completed")
-                     else round_to(getattr(m, f.name))) for f in fields(Metrics)}
