@@ -245,7 +245,9 @@ def _show(summary: dict[str, Any]) -> None:
     for p in summary["points"]:
         def ms(key: str, p: dict[str, Any] = p) -> str:
             v = p[key]
-            return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                return "-"
+            return f"{v:.0f}" if v >= 100 else f"{v:.1f}"
         table.add_row(f"{p['rate_rps']:g}", f"{p['offered_rate_rps']:.3g}", ms("ttft_mean_ms"),
                       ms("ttft_p50_ms"), ms("ttft_p99_ms"), ms("tpot_mean_ms"),
                       ms("e2e_mean_ms"), f"{p['throughput_rps']:.3g}",
