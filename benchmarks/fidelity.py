@@ -9,6 +9,14 @@ puts the plan's predicted fleet mean TTFT beside the simulated one, and beside a
 model alone, for long enough, warm-up excluded (what the plan's curve would say if its
 profile points were steady-state runs). The bar: mean TTFT within 10%, quality within 0.01.
 
+A second table takes each scenario's 50% plan and simulates its setup and routing at 25%,
+50% and 75% of the rate it was planned for (the plan's curves give the prediction there),
+and searches the highest rate it sustains within the SLO in simulation
+(``--find-max-rate``): where the plan's operating points lie inside what the engine
+sustains, prediction and simulation can be compared on equal terms.
+
+Runs whose latency keeps growing (``unstable``) stop serving 60 s after the last arrival.
+
     .venv/bin/python benchmarks/fidelity.py [--duration-s 600] [--scenarios a,b] [--out DIR]
 """
 
@@ -22,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from routerwise.simulate.capacity import sustainable_rate_rps
 from routerwise.simulate.diagnose import QUALITY_BAR, TTFT_BAR, diagnose, steady_state_ttft_ms
 from routerwise.simulate.inputs import SimTarget, load_target
 from routerwise.simulate.interference import DEFAULT_INTERFERENCE, NoInterference
@@ -29,6 +38,8 @@ from routerwise.simulate.run import SimOptions, SimReport, simulate_target
 
 SCENARIOS = ("h100-mixed", "paper-a100-3m", "paper-a100-4m")
 LOADS = (0.5, 0.75, 0.95)
+BELOW = (0.25, 0.5, 0.75)
+DRAIN_S = 60.0
 
 
 def plan(scenario: str, rate: float, out: Path) -> dict[str, object]:
@@ -78,9 +89,26 @@ def _ms(value: float | None) -> str:
     return "      —" if value is None else f"{value:7.4g}"
 
 
+def _options(duration_s: float, rate: float | None = None, itf: bool = True) -> SimOptions:
+    return SimOptions(duration_s, rate_rps=rate, max_drain_s=DRAIN_S,
+                      interference=DEFAULT_INTERFERENCE if itf else NoInterference())
+
+
+def below_row(scenario: str, share: float, target: SimTarget, duration_s: float) -> str:
+    rate = share * target.planned.rate_rps
+    with_itf = simulate_target(target, _options(duration_s, rate))
+    without = simulate_target(target, _options(duration_s, rate, itf=False))
+    d_itf, d_none = diagnose(with_itf), diagnose(without)
+    flags = ("ok" if d_itf.within_bar else "MISS") + (" unstable" if d_itf.unstable else "")
+    return (f"{scenario:<14} {share:>4.0%} {rate:>7.3g} {_ms(with_itf.predicted.ttft_mean_ms)} "
+            f"{_ms(without.fleet.ttft_mean_ms)} {_pct(d_none.fleet_ttft_error)} "
+            f"{_ms(with_itf.fleet.ttft_mean_ms)} {_pct(d_itf.fleet_ttft_error)} "
+            f"{d_itf.quality_error or 0:+8.4f}  {flags}")
+
+
 def row(scenario: str, load: float, target: SimTarget, duration_s: float) -> str:
-    with_itf = simulate_target(target, SimOptions(duration_s, interference=DEFAULT_INTERFERENCE))
-    without = simulate_target(target, SimOptions(duration_s, interference=NoInterference()))
+    with_itf = simulate_target(target, _options(duration_s))
+    without = simulate_target(target, _options(duration_s, itf=False))
     d_itf, d_none = diagnose(with_itf), diagnose(without)
     steady = steady_prediction(target, with_itf)
     pred = target.planned.ttft_mean_ms
@@ -96,6 +124,15 @@ def row(scenario: str, load: float, target: SimTarget, duration_s: float) -> str
 HEADER = (f"{'scenario':<14} {'load':>4} {'req/s':>7} {'plan ms':>7} {'steady':>7} "
           f"{'err':>6} {'no-itf':>7} {'err':>6} {'sim ms':>7} {'err':>6} {'quality':>8}  "
           "verdict")
+BELOW_HEADER = (f"{'scenario':<14} {'rate':>4} {'req/s':>7} {'plan ms':>7} {'no-itf':>7} "
+                f"{'err':>6} {'sim ms':>7} {'err':>6} {'quality':>8}  verdict")
+
+
+def sustainable(target: SimTarget, duration_s: float) -> str:
+    rate = sustainable_rate_rps(target, _options(min(duration_s, 300.0)))
+    planned = target.planned.rate_rps
+    got = "none" if rate is None else f"{rate:.3g} req/s ({rate / planned:.0%} of planned)"
+    return f"{target.plan.scenario:<14} planned {planned:.3g} req/s; sustains {got}"
 
 
 def main() -> None:
@@ -107,7 +144,7 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="routerwise-fidelity-") as tmp:
         work = args.out or Path(tmp)
-        lines = []
+        lines, below, sustains = [], [], []
         for scenario in args.scenarios.split(","):
             limit = slo_limited_rate(scenario, work)
             for load in LOADS:
@@ -120,6 +157,13 @@ def main() -> None:
                 line = row(scenario, load, load_target(out), args.duration_s)
                 lines.append(line)
                 print(line, file=sys.stderr, flush=True)
+            half = load_target(work / f"{scenario}-50")
+            for share in BELOW:
+                line = below_row(scenario, share, half, args.duration_s)
+                below.append(line)
+                print(line, file=sys.stderr, flush=True)
+            sustains.append(sustainable(half, args.duration_s))
+            print(sustains[-1], file=sys.stderr, flush=True)
     print(f"Simulated {args.duration_s:g} s per plan (warm-up excluded); load = share of the "
           "SLO-limited rate; err = vs the plan's predicted fleet mean TTFT")
     print("steady: the plan's curves replaced by steady-state runs of the same engine model "
@@ -128,6 +172,15 @@ def main() -> None:
     print(f"bar: |TTFT err| ≤ {TTFT_BAR:.0%}, |quality| ≤ {QUALITY_BAR}")
     print(HEADER)
     for line in lines:
+        print(line)
+    print("\nThe 50% plan's setup and routing at a share of the rate it was planned for "
+          "(plan ms: its curves at that rate)")
+    print(BELOW_HEADER)
+    for line in below:
+        print(line)
+    print("\nThe 50% plan's highest rate in simulation that is stable with its mean TTFT "
+          "within the SLO:")
+    for line in sustains:
         print(line)
     print(f"{time.perf_counter() - started:.0f} s")
 
