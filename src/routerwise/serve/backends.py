@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import httpx
 
 log = logging.getLogger(__name__)
+KEEPALIVE_EXPIRY_S = 3.0
 
 
 class Backend:
@@ -52,8 +53,11 @@ def make_client(spec: BackendSpec, cfg: GatewayConfig,
                 transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
     import httpx
 
+    # idle connections expire before a uvicorn backend's (vLLM's) 5 s keep-alive closes
+    # them, so a request never races a server-side close
     limits = httpx.Limits(max_connections=cfg.max_running_per_backend + 8,
-                          max_keepalive_connections=cfg.max_running_per_backend + 8)
+                          max_keepalive_connections=cfg.max_running_per_backend + 8,
+                          keepalive_expiry=KEEPALIVE_EXPIRY_S)
     timeout = httpx.Timeout(cfg.request_timeout_s, connect=cfg.connect_timeout_s,
                             pool=cfg.connect_timeout_s)
     return httpx.AsyncClient(base_url=spec.base_url, transport=transport, limits=limits,

@@ -49,7 +49,7 @@ class ControllerConfig:
     interval_s: float = 5.0  # one control step per interval
     min_samples: int = 20  # TTFT samples a step needs before it acts on latency
     gain: float = 0.5  # integral gain on the relative TTFT error, per step
-    deadband: float = 0.03  # relative TTFT error ignored (noise)
+    deadband: float = 0.03  # TTFT this far below the SLO is not relaxed further (noise)
     max_tighten: float = 1.0  # τ_eff ≥ τ·e^−max_tighten
     max_relax: float = 0.3  # τ_eff ≤ τ·e^max_relax
     smoothing: float = 0.5  # EWMA weight of a new window's rate and TTFT

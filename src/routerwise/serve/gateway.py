@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -93,7 +93,8 @@ class Gateway:
         raise AssertionError("the prior scorer always answers")
 
     def decide(self, scores: Scores) -> RouteDecision:
-        available = np.array([self.pool.by_model[m].available for m in self.models])
+        # healthy ones: a saturated first choice falls to the next-best (or 429) later
+        available = np.array([self.pool.by_model[m].healthy for m in self.models])
         order = rank(scores.values, self.prices.prices, self.tie_temperature, available,
                      self.rng)
         self.window.requests += 1
@@ -129,7 +130,12 @@ class Gateway:
         """One controller step: smooth the window, re-solve if the target moved, damp."""
         cfg = self.cfg.controller
         old = self.state
-        new = ctl.step(old, self.window.close(), self.plan.slo.target_ms, cfg)
+        window = self.window.close()
+        if self.price_model is not None and window.duration_s > 0:
+            predicted = self.price_model.predicted_ttft_ms(
+                self.prices.prices, self.tie_temperature, window.requests / window.duration_s)
+            window = replace(window, predicted_ms=predicted)
+        new = ctl.step(old, window, self.plan.slo.target_ms, cfg)
         self.state = new
         self._publish_state()
         if self.price_model is None or not self._moved(new.rate_rps, tau := ctl.solver_slo_ms(

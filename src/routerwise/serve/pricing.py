@@ -27,6 +27,21 @@ class PriceModel:
         """Mean predicted score per model over the plan's workload."""
         return readonly(np.asarray(self.problem.scores.mean(axis=0), dtype=np.float64))
 
+    def predicted_ttft_ms(self, prices: FloatArray, tie_temperature: float,
+                          rate_rps: float) -> float | None:
+        """Fleet mean TTFT the curves give for ``prices``' routing at ``rate_rps`` (None:
+        past a model's capacity)."""
+        from routerwise.simulate.router import routing_probabilities
+
+        x = routing_probabilities(self.problem.scores, prices, tie_temperature).mean(axis=0)
+        total = 0.0
+        for curve, share in zip(self.problem.curves, x, strict=True):
+            load = rate_rps * float(share)
+            if load > curve.capacity_rps_:
+                return None
+            total += float(share) * float(curve(load))
+        return total
+
     def solve(self, rate_rps: float, slo_ms: float, hint: Hint | None = None) -> RoutingResult:
         capacity = sum(c.capacity_rps_ for c in self.problem.curves)
         rate = min(max(rate_rps, 1e-3), capacity * 0.999)

@@ -1,7 +1,7 @@
 """Serve stage — the plan's routing rule for one request, with a fallback order.
 
-The first choice is drawn from the plan's rule over the *available* models (healthy, not
-saturated): ``argmax_m (score_m − price_m)``, ties within a few tie temperatures split by
+The first choice is drawn from the plan's rule over the *available* (healthy) models:
+``argmax_m (score_m − price_m)``, ties within a few tie temperatures split by
 the softmax the plan was solved with (``simulate.router.routing_probabilities``), so the
 shares a gateway sends match the plan's fractions. The other available models follow in
 decreasing margin: they are the fallbacks when the first choice fails.

@@ -12,6 +12,9 @@ import logging
 from routerwise.serve.config import GatewayConfig
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+#: Idle client connections are kept longer than clients keep them (httpx, the openai SDK:
+#: 5 s), so a client never sends on a connection the gateway is closing.
+CLIENT_KEEPALIVE_S = 75
 
 
 def serve(cfg: GatewayConfig, host: str, port: int, log_level: str = "info") -> None:
@@ -24,4 +27,5 @@ def serve(cfg: GatewayConfig, host: str, port: int, log_level: str = "info") -> 
     logging.getLogger("routerwise").setLevel(log_level.upper())
     app = create_app(cfg)
     uvicorn.run(app, host=host, port=port, log_level=log_level,
-                timeout_graceful_shutdown=int(cfg.drain_timeout_s), access_log=False)
+                timeout_graceful_shutdown=int(cfg.drain_timeout_s), access_log=False,
+                timeout_keep_alive=CLIENT_KEEPALIVE_S)

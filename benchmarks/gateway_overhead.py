@@ -1,0 +1,210 @@
+"""Gateway overhead: TTFT through ``routerwise serve`` against calling the backend directly,
+in one run, at the same time, on the same emulated backends.
+
+Two emulated engines (one per model of a small real plan, ``tests/serve/planfixture.py``;
+fixed step times by default, ``--backends engine`` for ``routerwise emulate``) and the
+gateway (``routerwise serve`` with the plan's TF-IDF
+predictor, so prediction is included) run as subprocesses on 127.0.0.1. An open-loop
+Poisson load sends ``--rate-rps`` streamed chat requests per second through the gateway
+and, interleaved, as many straight to the backend the gateway's rule picks for the same
+prompt. TTFT is measured by the client (request sent → first chunk carrying a token).
+Goal (issue 11): the gateway adds ≤ 2 ms at p50 and ≤ 5 ms at p99 at 200 req/s.
+
+Run: ``.venv/bin/python benchmarks/gateway_overhead.py [--rate-rps 200] [--duration-s 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.serve.planfixture builds the plan and predictor
+
+from routerwise.predict.artifact import load_predictor  # noqa: E402
+from routerwise.spec.plan import load_plan  # noqa: E402
+from tests.serve.planfixture import MODELS, ServeFixture, build_serve_fixture  # noqa: E402
+
+TOKEN_RE = re.compile(rb'"(?:content|text)":\s*"(?!")')
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+FIXED_EMULATOR = (
+    "import sys, uvicorn; sys.path.insert(0, {root!r}); "
+    "from tests.serve.servers import emulator_app; "
+    "uvicorn.run(emulator_app({model!r}, decode_ms=5.0, prefill_ms=10.0), host='127.0.0.1', "
+    "port={port}, log_level='warning')"
+)
+
+
+def _spawn(stack: ExitStack, args: list[str]) -> None:
+    log = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (closed by the stack)
+    cmd = args if args[0] == "-c" else ["-m", "routerwise", *args]
+    proc = subprocess.Popen([sys.executable, *cmd], stdout=subprocess.DEVNULL, stderr=log)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    stack.callback(stop)
+
+
+def _wait(url: str, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not become healthy")
+
+
+def _direct_targets(fx: ServeFixture) -> list[str]:
+    """The model the gateway's rule picks for each prompt (no ties at these scores)."""
+    plan = load_plan(fx.plan_dir)
+    pred = load_predictor(fx.predictor_dir)
+    cols = [pred.models.index(m) for m in MODELS]
+    scores = pred.predict(list(fx.prompts), None)[:, cols]
+    prices = np.array([plan.routing.prices[m] or 0.0 for m in MODELS])
+    return [MODELS[int(i)] for i in np.argmax(scores - prices, axis=1)]
+
+
+async def _one(client: httpx.AsyncClient, url: str, model: str, prompt: str,
+               max_tokens: int) -> tuple[float, float | None]:
+    body = {"model": model, "stream": True, "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": prompt}]}
+    start = time.perf_counter()
+    ttft = None
+    overhead = None
+    try:
+        async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as resp:
+            if resp.status_code != 200:
+                return float("nan"), None
+            if (h := resp.headers.get("x-routerwise-overhead-ms")) is not None:
+                overhead = float(h)
+            async for chunk in resp.aiter_raw():
+                if ttft is None and TOKEN_RE.search(chunk):
+                    ttft = (time.perf_counter() - start) * 1e3
+    except httpx.HTTPError as exc:
+        print(f"{url}: {type(exc).__name__} {exc}", file=sys.stderr)
+        return float("nan"), None
+    return (float("nan") if ttft is None else ttft), overhead
+
+
+async def _load(gateway: str, backends: dict[str, str], fx: ServeFixture, targets: list[str],
+                rate_rps: float, duration_s: float, warmup_s: float,
+                max_tokens: int) -> dict[str, list[tuple[float, float | None]]]:
+    rng = np.random.default_rng(0)
+    out: dict[str, list[tuple[float, float | None]]] = {"gateway": [], "direct": []}
+    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=2000,
+                          keepalive_expiry=3.0)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        tasks = []
+        t0 = time.perf_counter()
+        at = 0.0
+        i = 0
+        while at < warmup_s + duration_s:
+            at += rng.exponential(1.0 / (2 * rate_rps))  # both paths together
+            delay = t0 + at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            k = int(rng.integers(len(fx.prompts)))
+            path = "gateway" if i % 2 == 0 else "direct"
+            url, model = ((gateway, "routerwise") if path == "gateway"
+                          else (backends[targets[k]], targets[k]))
+            task = asyncio.create_task(_one(client, url, model, fx.prompts[k], max_tokens))
+            tasks.append((path if at >= warmup_s else "warmup", task))
+            i += 1
+        for path, task in tasks:
+            result = await task
+            if path != "warmup":
+                out[path].append(result)
+    return out
+
+
+def _row(name: str, ttft: np.ndarray) -> str:
+    ok = ttft[np.isfinite(ttft)]
+    p50, p90, p99 = np.percentile(ok, [50, 90, 99]) if ok.size else (np.nan,) * 3
+    return (f"{name:<10}{ttft.size:>8}{ok.size:>8}{p50:>10.2f}{p90:>10.2f}{p99:>10.2f}"
+            f"{ok.mean() if ok.size else np.nan:>10.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rate-rps", type=float, default=200.0, help="gateway requests/s "
+                    "(the direct path gets as many)")
+    ap.add_argument("--duration-s", type=float, default=20.0)
+    ap.add_argument("--warmup-s", type=float, default=3.0)
+    ap.add_argument("--max-tokens", type=int, default=8)
+    ap.add_argument("--mps-share", type=float, default=1.0, help="each emulator's share")
+    ap.add_argument("--backends", choices=("fixed", "engine"), default="fixed",
+                    help="fixed: emulators with fixed step times (10 ms prefill, 5 ms decode; "
+                         "little CPU, so the gateway is what is measured); engine: "
+                         "`routerwise emulate` (aiconfigurator step times; CPU-heavy)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        os.environ.setdefault("ROUTERWISE_CACHE_DIR", str(Path(tmp) / "cache"))
+        fx = build_serve_fixture(Path(tmp) / "fx")
+        print("plan and predictor built", file=sys.stderr)
+        backends = {m: f"http://127.0.0.1:{_port()}" for m in MODELS}
+        for m, url in backends.items():
+            port = url.rsplit(":", 1)[1]
+            if args.backends == "engine":
+                _spawn(stack, ["emulate", "--model", m, "--gpu", "H100-SXM", "--mps-share",
+                               str(args.mps_share), "--port", port])
+            else:
+                _spawn(stack, ["-c", FIXED_EMULATOR.format(root=str(ROOT), model=m,
+                                                           port=port)])
+        gw = f"http://127.0.0.1:{_port()}"
+        _spawn(stack, ["serve", "--plan", str(fx.plan_dir), "--predictor",
+                       str(fx.predictor_dir), "--no-control", "--log-level", "warning",
+                       "--port", gw.rsplit(":", 1)[1],
+                       *(a for m, u in backends.items() for a in ("--backend", f"{m}={u}"))])
+        for url in [*backends.values(), gw]:
+            _wait(url)
+        print("servers up; measuring", file=sys.stderr)
+        res = asyncio.run(_load(gw, backends, fx, _direct_targets(fx), args.rate_rps,
+                                args.duration_s, args.warmup_s, args.max_tokens))
+    gw_ttft = np.array([t for t, _ in res["gateway"]])
+    dr_ttft = np.array([t for t, _ in res["direct"]])
+    overhead = np.array([o for _, o in res["gateway"] if o is not None])
+    print(f"gateway overhead at {args.rate_rps:g} req/s through the gateway + "
+          f"{args.rate_rps:g} req/s direct, {args.duration_s:g} s measured, "
+          f"max_tokens {args.max_tokens}, {args.backends} emulators, {os.cpu_count()} CPUs")
+    print(f"{'TTFT ms':<10}{'sent':>8}{'ok':>8}{'p50':>10}{'p90':>10}{'p99':>10}{'mean':>10}")
+    print(_row("direct", dr_ttft))
+    print(_row("gateway", gw_ttft))
+    g, d = gw_ttft[np.isfinite(gw_ttft)], dr_ttft[np.isfinite(dr_ttft)]
+    add50 = np.percentile(g, 50) - np.percentile(d, 50)
+    add99 = np.percentile(g, 99) - np.percentile(d, 99)
+    print(f"added TTFT: p50 {add50:+.2f} ms (goal ≤ 2), p99 {add99:+.2f} ms (goal ≤ 5)")
+    if overhead.size:
+        o50, o99 = np.percentile(overhead, [50, 99])
+        print(f"gateway's own time before forwarding (x-routerwise-overhead-ms): "
+              f"p50 {o50:.3f} ms, p99 {o99:.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
