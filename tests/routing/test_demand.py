@@ -137,3 +137,22 @@ def test_lower_hull_fast_path_matches_the_monotone_chain() -> None:
         xs = np.cumsum(rng.random(int(rng.integers(2, 40))) + 1e-3)
         ys = [xs**2, rng.random(len(xs)), np.round(xs**2, 1)][trial % 3]  # convex/any/ties
         assert lower_hull(xs, ys).tolist() == _chain(xs, ys)
+
+
+def test_a_colder_demand_can_adopt_a_warmer_screen() -> None:
+    rng = np.random.default_rng(8)
+    scores_t = transposed(rng.random((12_000, 32)))
+    alpha = rng.random(32) * 0.1
+    warm = Demand(scores_t, 1e-3, margin_t=12.0)
+    warm.evaluate(alpha)
+    cold = Demand(scores_t, 1e-4)
+    cold.adopt(warm)
+    full = Demand(scores_t, 1e-4, screen=False)
+    for step in range(6):
+        moved = alpha + rng.normal(0, 0.001 * step, 32)
+        v1, d1, h1 = cold.evaluate(moved)
+        v2, d2, h2 = full.evaluate(moved)
+        assert v1 == pytest.approx(v2, rel=1e-12)
+        assert np.abs(d1 - d2).max() < 1e-12
+        assert np.abs(h1 - h2).max() <= 1e-9 * np.abs(h2).max()
+    assert cold.screens == 0  # never screened itself: the warm screen stayed valid

@@ -194,6 +194,17 @@ class Demand:
         self.screened_prompts += self.n if idx is None else len(idx)
         self._build()
 
+    def adopt(self, other: Demand) -> None:
+        """Take over ``other``'s screen (same scores; a warmer temperature, say) instead of
+        screening again: its guards are relative to its reference prices, so they stay
+        valid here; only the evaluation structure is rebuilt for this temperature."""
+        if other.scores_t is not self.scores_t or other.ref is None or not np.isfinite(
+                self.margin):
+            return
+        self.ref, self.guard, self.min_guard = other.ref.copy(), other.guard.copy(), other.min_guard
+        self.entry_prompt, self.entry_col = other.entry_prompt, other.entry_col
+        self._build()
+
     def _build(self) -> None:
         """Split the prompts by their number of candidates: decided (one; closed form),
         narrow buckets (softmax and pairwise Hessian) and wide rows (all K models, dense)."""

@@ -7,8 +7,12 @@ costs at most ``t · ln K`` in quality (entropy bound).
 For a multiplier β on the SLO, the optimal prices minimise the convex function
 ``Φ(α) = t/N Σ_i logsumexp((S_i − α)/t) + Σ_m β ψ_m(α_m/β)`` whose gradient is
 ``supply(α) − demand(α)``: prices ↔ loads at a fixed point. We minimise Φ by damped Newton in
-K dimensions (vectorised numpy over prompts; no Python loop over prompts). The SLO is
-monotone in β, so a safeguarded secant search on log β finds the smallest β that meets it.
+K dimensions. The demand side only evaluates each prompt's *candidates*, the models within
+~40 temperatures of its best (``demand.py``), so a step costs O(Σ candidates), not O(N·K).
+The SLO is monotone in β; a safeguarded Newton iteration on log β, with the derivative of
+the fleet latency from the implicit function theorem, finds the smallest β that meets it.
+Large workloads are first solved on an evenly strided sample (recursively, at a warmer tie
+temperature); the sample only chooses where the full problem's iterations begin.
 Where a curve makes ``x·ℓ(Λx)`` non-convex we work on the convex envelope (``convexified``)
 and still only return routings that meet the SLO on the real curves.
 """
@@ -59,6 +63,11 @@ HINT_LADDER: tuple[float, ...] = ()
 #: … and a warm start from a β more than e^FAR_LOG_BETA times larger or smaller at these.
 FAR_LADDER = (COARSE_TEMPERATURE,)
 FAR_LOG_BETA = 0.02
+#: Screening margin (temperatures) at warm-up temperatures and on samples: there the prices
+#: only need to be a good start, so e^-12 ≈ 6e-6 is plenty and keeps rows narrow.
+WARM_MARGIN_T = 12.0
+#: A cold start's warm-up evaluates every (prompt, model) pair up to this many pairs.
+COLD_DENSE_ENTRIES = 2_000_000
 
 
 @dataclass(slots=True)
@@ -68,13 +77,6 @@ class _State:
     iterations: int
     hess: FloatArray | None = None  # Φ's Hessian at alpha (for implicit derivatives)
     slopes: FloatArray | None = None  # each supply's slope at alpha
-
-
-#: Screening margin (temperatures) at the warm-up temperatures of a cold start: there the
-#: prices only need to be a good start, so e^-12 ≈ 6e-6 is plenty and keeps rows narrow.
-WARM_MARGIN_T = 12.0
-#: A cold start's warm-up evaluates every (prompt, model) pair up to this many pairs.
-COLD_DENSE_ENTRIES = 2_000_000
 
 
 class _Objective:
@@ -209,6 +211,8 @@ def solve_prices(demand: Demand, supplies: SupplyStack, alpha0: FloatArray | Non
                       screen=False if dense else None)
         state = _newton(_Objective(warm, supplies), alpha, max_iter=40, tol=1e-6)
         alpha, total_it = state.alpha, total_it + state.iterations
+        if demand.ref is None and not dense:
+            demand.adopt(warm)
     final = _newton(_Objective(demand, supplies), alpha, tol=tol)
     final.iterations += total_it
     return final
