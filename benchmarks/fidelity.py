@@ -82,7 +82,10 @@ def steady_prediction(target: SimTarget, report: SimReport) -> float | None:
 
 
 def _pct(value: float | None) -> str:
-    return "     —" if value is None else f"{value:+6.1%}"
+    """A relative error; from +100% on, the ratio (×31 reads better than +3000%)."""
+    if value is None:
+        return "     —"
+    return f"{value:+6.1%}" if value < 1 else f"{'×' + format(1 + value, '.3g'):>6}"
 
 
 def _ms(value: float | None) -> str:
