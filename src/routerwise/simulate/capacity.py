@@ -23,7 +23,7 @@ from routerwise.simulate.inputs import SimTarget
 from routerwise.simulate.run import SimOptions, simulate_target
 
 PROBE_DURATION_S = 600.0
-PROBE_DRAIN_S = 30.0
+PROBE_DRAIN_S = 120.0  # long enough for a long answer at a stable rate
 _STEPS = 6  # bisection steps: the bracket shrinks to 1/64 of its width
 _DOUBLINGS = 4
 #: The search stops at this multiple of the starting rate (the result is then a lower bound).
