@@ -165,7 +165,7 @@ def run_scripts(out: Path, tmp: Path, plan: Plan) -> tuple[Artifacts, dict[str, 
     pids = _pids(tmp / "run")
     stop = subprocess.run([str(out / "stop.sh")], env=env, check=True, capture_output=True,
                           text=True, timeout=120)
-    alive = [p for p in pids if _alive(p)]
+    alive = _still_alive(pids)
     for p in alive:
         os.kill(p, signal.SIGKILL)
     assert not alive, f"stop.sh left {alive} running: {stop.stdout}"
@@ -182,6 +182,16 @@ def _wait_for(log: Path, program: str, count: int, timeout_s: float = 20.0) -> N
             return
         time.sleep(0.05)
     raise AssertionError(f"{program}: {count} start(s) expected within {timeout_s} s")
+
+
+def _still_alive(pids: list[int], grace_s: float = 10.0) -> list[int]:
+    """The pids still running once signalled processes have had ``grace_s`` to exit."""
+    deadline = time.monotonic() + grace_s
+    alive = [p for p in pids if _alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if _alive(p)]
+    return alive
 
 
 def _pids(run: Path) -> list[int]:
