@@ -252,10 +252,24 @@ class Demand:
     def evaluate(self, alpha: FloatArray) -> tuple[float, FloatArray, FloatArray]:
         """(mean t·logsumexp, demand (K,), Hessian of the demand side) at ``alpha``."""
         self._ensure(alpha)
-        k, a_t = self.k, alpha / self.t
-        lse = 0.0
-        demand = self.decided_counts.copy()
-        diag = np.zeros(k)
+        a_t = alpha / self.t
+        lse, demand, hess = self._narrow_terms(a_t)
+        demand += self.decided_counts
+        if self.wide_prompts.size:
+            p, part = self._softmax(self.wide_vals - a_t[:, None])
+            lse += part
+            row = np.add.reduce(p, axis=1)
+            demand += row
+            hess += np.diag(row) - p @ p.T
+        # t·logsumexp of a decided prompt is its best score minus that model's price
+        value = (self.t * lse + self.decided_score_sum
+                 - float(self.decided_counts @ alpha)) / self.n
+        return value, demand / self.n, hess / (self.t * self.n)
+
+    def _narrow_terms(self, a_t: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        """Σ logsumexp, Σ shares (K) and Σ diag(p) − p·pᵀ (K × K) over the narrow buckets."""
+        k = self.k
+        lse, demand, diag = 0.0, np.zeros(k), np.zeros(k)
         keys, weights, dense_p = [], [], []
         for b in self.buckets:
             p, part = self._softmax(b.vals - a_t[b.cols])
@@ -271,22 +285,13 @@ class Demand:
         off = np.bincount(np.concatenate(keys), weights=np.concatenate(weights),
                           minlength=k * k).reshape(k, k) if keys else np.zeros((k, k))
         hess = np.diag(diag) - off - off.T
-        if dense_p:
+        if dense_p:  # off-diagonal Σ p_a·p_b of the wider buckets by one matrix product
             block = np.zeros(self.dense_rows * k)
             block[self.dense_flat] = np.concatenate(dense_p)
-            block2 = block.reshape(self.dense_rows, k)
-            gram = block2.T @ block2
+            rows = block.reshape(self.dense_rows, k)
+            gram = rows.T @ rows
             hess -= gram - np.diag(np.diag(gram))
-        if self.wide_prompts.size:
-            p, part = self._softmax(self.wide_vals - a_t[:, None])
-            lse += part
-            row = np.add.reduce(p, axis=1)
-            demand += row
-            hess += np.diag(row) - p @ p.T
-        # t·logsumexp of a decided prompt is its best score minus that model's price
-        value = (self.t * lse + self.decided_score_sum
-                 - float(self.decided_counts @ alpha)) / self.n
-        return value, demand / self.n, hess / (self.t * self.n)
+        return lse, demand, hess
 
     def routing(self, alpha: FloatArray) -> tuple[FloatArray, FloatArray, float]:
         """The routing at ``alpha`` (argmax of score − α, ties split by the softmax): shares
