@@ -20,6 +20,7 @@ from routerwise.scenarios.registry import load_scenario_spec
 from routerwise.search.enumerate import EnumerationCounts, enumerate_setups
 from routerwise.search.evaluate import Evaluator
 from routerwise.search.search import SearchConfig
+from routerwise.spec.plan import plan_to_dict
 
 
 def main() -> None:
@@ -41,7 +42,7 @@ def main() -> None:
     print(f"profiles and a first plan (cache warm-up): {time.perf_counter() - start:.1f} s")
 
     run = make_plan(spec, "paper-a100-4m", None, config=SearchConfig(executor="process"))
-    s = run.plan.doc["search"]
+    s = plan_to_dict(run.built.plan)["search"]
     print(f"paper-a100-4m at {spec.rate_rps:g} req/s, SLO {spec.slo.target_ms:g} ms, "
           f"{spec.cluster.num_gpus}× {spec.cluster.gpu_type}")
     print(f"  enumerated {s['enumerated']:,}  retained {s['retained']:,}  "
@@ -49,7 +50,7 @@ def main() -> None:
           f"pruned by bound {s['pruned_by_bound']:,}  over capacity "
           f"{s['over_capacity']:,}  sampled for spread {s['sampled_for_spread']:,}")
     print(f"  search {s['seconds']:.1f} s (goal ≤ 60 s)  quality "
-          f"{run.plan.doc['quality']['predicted']:.4f}  spread {s['spread']:.0%}")
+          f"{run.built.plan.quality.predicted:.4f}  spread {s['spread']:.0%}")
 
     inputs = plan_inputs(spec, "paper-a100-4m", None)
     c = spec.cluster
