@@ -49,6 +49,7 @@ class KnnPredictor:
         self.labels_: FloatArray = np.zeros((0, 0))
         self.tasks_: tuple[str, ...] = ()
         self.task_ids_: np.ndarray = np.zeros(0, dtype=np.int64)  # -1: no task
+        self._transposed: list[Any] = []
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -61,6 +62,7 @@ class KnnPredictor:
         self.labels_ = check_labels(labels, models, len(cut)).copy()
         self.features_ = fit_features(cut)
         self.matrix_ = self.features_.transform(cut)
+        self._transposed = []
         self.tasks_ = () if tasks is None else tuple(sorted(set(tasks)))
         self.task_ids_ = self._task_ids(tasks, len(cut))
         self.models_ = tuple(models)
@@ -77,8 +79,15 @@ class KnnPredictor:
             raise InputError("the knn predictor is not fitted")
         cut = check_texts(texts, None, self.kind)
         hint_ids = self._task_ids(check_hints(hints, len(cut)), len(cut))
-        sims = np.asarray((self.features_.transform(cut) @ self.matrix_.T).todense())
+        sims = np.asarray((self.features_.transform(cut) @ self._by_feature()).todense())
         return np.vstack([self._average(row, h) for row, h in zip(sims, hint_ids, strict=True)])
+
+    def _by_feature(self) -> Any:
+        """The training matrix transposed to (D, N) CSR, built once: a product with it touches
+        only the rows of the query's features (scipy would re-convert ``matrix_.T`` per call)."""
+        if not self._transposed:
+            self._transposed.append(self.matrix_.T.tocsr())
+        return self._transposed[0]
 
     def _average(self, cosine: FloatArray, hint: int) -> FloatArray:
         rank = cosine + SAME_TASK_BONUS * ((self.task_ids_ == hint) & (hint >= 0))
