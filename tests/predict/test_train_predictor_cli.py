@@ -118,3 +118,14 @@ def test_help_is_readable() -> None:
     for token in ("FILE", "DIR", "K", "TEST_FILE", "tfidf|knn|embedding|task"):
         assert token in text
     assert "FLOAT" not in text and "TEXT" not in text and "<bool>" not in text
+
+
+def test_text_without_a_vocabulary_is_a_named_error(tmp_path: Path) -> None:
+    """Regression: one-letter prompts raised sklearn's 'empty vocabulary' as a traceback."""
+    data = tmp_path / "tiny.csv"
+    pd.DataFrame({"prompt_id": ["1", "2", "3", "4"], "prompt": ["x", "y", "z", "q"],
+                  "a": [1.0, 0.0, 1.0, 0.0], "b": [0.0, 1.0, 0.0, 1.0]}).to_csv(data, index=False)
+    res = run("--workload", data, "--out", tmp_path / "p", "--folds", "2")
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "TF-IDFvocabulary" in flat(res.stderr) and "--kindtask" in flat(res.stderr)

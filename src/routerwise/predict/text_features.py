@@ -67,7 +67,12 @@ def fit_block(name: str, texts: Sequence[str]) -> TfidfBlock:
     min_df = min(min_df, max(1, len(texts) // 2))  # tiny training sets still get a vocabulary
     vec = TfidfVectorizer(analyzer=analyzer, ngram_range=ngram, min_df=min_df,
                           max_features=max_terms, sublinear_tf=True)
-    vec.fit(texts)
+    try:
+        vec.fit(texts)
+    except ValueError as exc:  # e.g. "empty vocabulary": too little or too uniform text
+        raise InputError(f"cannot build the {name!r} TF-IDF vocabulary from {len(texts)} "
+                         f"prompt text(s): {exc}; train on more (or longer) prompts, or use "
+                         "--kind task") from exc
     terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
     return TfidfBlock(name, tuple(terms), np.asarray(vec.idf_, dtype=np.float64))
 
