@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from routerwise.errors import InputError
-from routerwise.latency.curve import LatencyCurve, capped_at_latency, fit_curve
+from routerwise.latency.curve import LatencyCurve, fit_curve
 from routerwise.plan.inputs import restrict_workload, spec_workload
-from routerwise.plan.shapes import below_saturation
 from routerwise.predict.apply import predicted_workload
 from routerwise.profiles.table import ProfileTable, load_profiles
 from routerwise.routing.problem import RoutingProblem
@@ -40,19 +39,14 @@ def _plan_path(path: Path) -> Path:
     return path / PLAN_FILE if path.is_dir() else path
 
 
-def _curve(table: ProfileTable, dep: Deployment, cap_ms: float | None) -> LatencyCurve:
+def _curve(table: ProfileTable, dep: Deployment) -> LatencyCurve:
+    """The deployment's curve from the plan's profiles.csv: its knots were written after the
+    saturation cut and the per-model cap, so they are fitted as they are."""
     rows = table.select_shape(dep.model, dep.gpu_type, dep.tp, dep.mps_share)
     if rows.frame.empty:
         raise InputError(f"{table.source}: no rows for {dep.model} {dep.shape.describe()} on "
                          f"{dep.gpu_type}, which the plan deploys")
-    curve = fit_curve(below_saturation(rows.points(dep.model)))
-    if cap_ms is not None:
-        capped = capped_at_latency(curve, cap_ms)
-        if capped is None:
-            raise InputError(f"{dep.model}: its zero-load mean TTFT exceeds the plan's "
-                             f"slo.per_model_max_ms {cap_ms:g} ms")
-        curve = capped
-    return deployment_curve(curve, dep.model, dep.replicas)
+    return deployment_curve(fit_curve(rows.points(dep.model)), dep.model, dep.replicas)
 
 
 def _workload(plan: Plan, scores: Path | None, models: tuple[str, ...],
@@ -83,8 +77,7 @@ def reroute_plan(path: Path, *, rate_rps: float | None = None, slo_ms: float | N
     if not plan.feasible:
         raise InputError(f"{plan_file}: the plan is infeasible: it has no setup to route on")
     table = load_profiles(plan_file.parent / plan.profiles_file)
-    cap = plan.slo.per_model_max_ms
-    curves = tuple(_curve(table, d, cap) for d in plan.deployments)
+    curves = tuple(_curve(table, d) for d in plan.deployments)
     models = tuple(d.model for d in plan.deployments)
     workload = _workload(plan, scores, models, predictor)
     provenance = sorted(set(table.frame["provenance"].astype(str))) \
