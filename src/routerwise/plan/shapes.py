@@ -20,6 +20,7 @@ import numpy as np
 
 from routerwise.errors import InfeasibleError, InputError
 from routerwise.latency.curve import LatencyCurve, fit_curve
+from routerwise.profiles.aic_steps import KernelDataError
 from routerwise.profiles.correction import TimeScale, apply_time_scale, fit_time_scale
 from routerwise.profiles.estimator import (
     SWEEP_HIGH_FRACTION,
@@ -145,6 +146,8 @@ def _estimated_points(archs: Mapping[str, ModelArch], gpu: GpuSpec, key: Instanc
             num_requests=PLAN_REQUESTS_PER_RATE, sweep_points=PLAN_SWEEP_POINTS,
             cache_dir=cache_dir,
         )
+    except KernelDataError as exc:
+        raise InfeasibleError(f"{NO_KERNEL_DATA} ({exc.missing})") from exc
     except (RuntimeError, ValueError) as exc:
         if not type(exc).__module__.startswith("aiconfigurator_core"):
             raise

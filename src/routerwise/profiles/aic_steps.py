@@ -11,7 +11,9 @@ those passes separately so each chunk uses its own prompt length. Every model is
 aiconfigurator as a local HF-style ``config.json`` written from its architecture facts, so
 nothing is downloaded; Mistral-style models run as ``LlamaForCausalLM`` (bf16 weights, KV).
 Calls are memoised per instance; compiled engines are memoised per (model, system, tp).
-The package is imported lazily (it is heavy).
+The package is imported lazily (it is heavy). A query aiconfigurator has no measured data for
+(e.g. attention with 3 KV heads per GPU) raises ``KernelDataError`` naming the model, the
+GPU, tp and the missing table.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import lru_cache
 from importlib.metadata import version
@@ -28,12 +31,38 @@ from pathlib import Path
 from typing import Any
 
 from routerwise.errors import InputError
-from routerwise.spec.catalog import ModelArch
+from routerwise.spec.catalog import GPU_CATALOG, ModelArch
 
 log = logging.getLogger(__name__)
 
 BACKEND = "vllm"
 _KV_QUANTUM_TOKENS = 16  # KV/prompt lengths are rounded up to this for memoisation
+
+
+class KernelDataError(InputError):
+    """aiconfigurator's kernel database has no data for a step of this model on this GPU."""
+
+    def __init__(self, model: str, system: str, tp: int, missing: str) -> None:
+        self.model, self.system, self.tp, self.missing = model, system, tp, missing
+        gpu = next((g.name for g in GPU_CATALOG.values() if g.aic_system == system), system)
+        super().__init__(
+            f"no kernel data to estimate model {model!r} on {gpu} ({system}) at tp={tp}: "
+            f"{missing} (aiconfigurator-core {aic_version()}); only a measured profile "
+            "(`routerwise profile`) can describe this shape")
+
+
+def _missing(exc: BaseException) -> str:
+    """aiconfigurator's message without its search trail: which table lacks which key."""
+    text = str(exc).strip() or type(exc).__name__
+    text = text.removeprefix("perf database error:").strip()
+    where = text.rfind(" at /")
+    tables = "/".join(Path(text[where + 4:]).parts[-3:]) if where >= 0 else ""
+    head = text.split(": tried", 1)[0].splitlines()[0][:300]
+    return f"{head} in the tables {tables}" if tables else head
+
+
+def _is_aic_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("aiconfigurator_core")
 
 
 def _round_up(tokens: int) -> int:
@@ -95,20 +124,33 @@ def compile_engine(model: ModelArch, system: str, tp: int) -> Any:
 
 
 class StepTimes:
-    """Memoised step times (ms) of one compiled engine at the full GPU."""
+    """Memoised step times (ms) of one compiled engine at the full GPU; ``label``
+    ``(model, system, tp)`` names the engine in a ``KernelDataError``."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, label: tuple[str, str, int] = ("?", "?", 0)) -> None:
         self._h = handle
+        self._label = label
         self._shared: dict[int, float] = {}
         self._ctx: dict[tuple[int, int], float] = {}
         self._dec_attn: dict[tuple[int, int], float] = {}
         self._decode: dict[tuple[int, int], float] = {}
 
+    def _query(self, call: Callable[..., Any], *args: int) -> Any:
+        try:
+            return call(*args)
+        except (RuntimeError, ValueError) as exc:
+            if not _is_aic_error(exc):
+                raise
+            raise KernelDataError(*self._label, _missing(exc)) from exc
+
+    def _breakdown(self, *args: int) -> Any:
+        return self._query(self._h.mixed_step_breakdown, *args)
+
     def shared_ms(self, tokens: int) -> float:
         """Non-attention ops (GEMMs, norms, communication) over ``tokens`` tokens."""
         v = self._shared.get(tokens)
         if v is None:
-            v = self._shared[tokens] = float(self._h.mixed_step_breakdown(tokens, 0, tokens, 2)[1])
+            v = self._shared[tokens] = float(self._breakdown(tokens, 0, tokens, 2)[1])
         return v
 
     def context_attention_ms(self, chunk: int, prompt: int) -> float:
@@ -116,7 +158,7 @@ class StepTimes:
         key = (chunk, _round_up(prompt))
         v = self._ctx.get(key)
         if v is None:
-            v = self._ctx[key] = float(self._h.mixed_step_breakdown(chunk, 0, key[1], 2)[2])
+            v = self._ctx[key] = float(self._breakdown(chunk, 0, key[1], 2)[2])
         return v
 
     def decode_attention_ms(self, seqs: int, kv: int) -> float:
@@ -124,7 +166,7 @@ class StepTimes:
         key = (seqs, _round_up(kv))
         v = self._dec_attn.get(key)
         if v is None:
-            v = self._dec_attn[key] = float(self._h.mixed_step_breakdown(0, seqs, key[1] - 1, 0)[3])
+            v = self._dec_attn[key] = float(self._breakdown(0, seqs, key[1] - 1, 0)[3])
         return v
 
     def decode_ms(self, seqs: int, kv: int) -> float:
@@ -132,7 +174,8 @@ class StepTimes:
         key = (seqs, _round_up(kv))
         v = self._decode.get(key)
         if v is None:
-            v = self._decode[key] = float(self._h.decode_step_latency(seqs, key[1] - 1, 0))
+            v = self._decode[key] = float(self._query(
+                self._h.decode_step_latency, seqs, key[1] - 1, 0))
         return v
 
     def mixed_ms(self, chunks: list[tuple[int, int]], seqs: int, kv: int) -> float:
@@ -147,4 +190,4 @@ class StepTimes:
 @lru_cache(maxsize=64)
 def step_times(model: ModelArch, system: str, tp: int) -> StepTimes:
     """Shared memoised step times for one (model, system, tp) in this process."""
-    return StepTimes(compile_engine(model, system, tp))
+    return StepTimes(compile_engine(model, system, tp), (model.id, system, tp))
