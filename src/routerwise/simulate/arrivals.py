@@ -12,6 +12,10 @@ Pluggable (docs/architecture.md §6.5): an ``ArrivalProcess`` protocol and the e
 * ``trace:FILE`` — recorded arrival times: a CSV with an ``arrival_s`` column, or a text file
   with one time (s) per line. Times must be finite, ≥ 0 and non-decreasing; they are shifted
   to start at 0, rescaled to ``--rate-rps`` when it is given, and cut at the duration.
+
+The gap distributions are the load generator's (``profiles/arrivals.py``: one Poisson and
+one gamma implementation for the profiler and the simulator); this module lays them out
+over a duration and adds traces.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from routerwise.errors import InputError
+from routerwise.profiles import arrivals as gaps
 from routerwise.spec.core import FloatArray, readonly
 
 TRACE_COLUMN = "arrival_s"
@@ -70,7 +75,7 @@ class Poisson:
     def times_s(self, rate_rps: float | None, duration_s: float,
                 rng: np.random.Generator) -> FloatArray:
         rate = _check_rate(rate_rps, "poisson")
-        return _renewal(lambda n: rng.exponential(1.0, n), rate, duration_s)
+        return _renewal(lambda n: gaps.Poisson().gaps(n, rng), rate, duration_s)
 
     def describe(self) -> str:
         return "poisson"
@@ -83,14 +88,13 @@ class GammaRenewal:
     cv: float
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.cv) and self.cv > 0):
-            raise InputError(f"gamma:CV: CV={self.cv!r} must be a positive, finite number")
+        gaps.Gamma(self.cv)  # validates CV
 
     def times_s(self, rate_rps: float | None, duration_s: float,
                 rng: np.random.Generator) -> FloatArray:
         rate = _check_rate(rate_rps, "gamma")
-        shape = 1.0 / self.cv**2
-        return _renewal(lambda n: rng.gamma(shape, 1.0 / shape, n), rate, duration_s)
+        process = gaps.Gamma(self.cv)
+        return _renewal(lambda n: process.gaps(n, rng), rate, duration_s)
 
     def describe(self) -> str:
         return f"gamma:{self.cv:g}"
