@@ -14,8 +14,9 @@ records how late the client actually sent it.
   the stream's ``usage`` when the server sends it (``stream_options.include_usage``), else
   the number of text chunks. ``itl_max_ms``: the longest gap between text chunks.
 
-The HTTP transport is injectable (``httpx.AsyncClient(transport=…)``; an
-``httpx.MockTransport`` in unit tests). ``check_endpoint`` answers within a few seconds
+Requests go through any ``StreamingClient``: an ``httpx.AsyncClient`` (its transport is
+injectable: an ``httpx.MockTransport`` in unit tests) or the load generator's lean
+``transport.RawStreamer``. ``check_endpoint`` answers within a few seconds
 whether anything listens at the URL; ``probe`` sends one short request and drops the
 optional body fields (``ignore_eos``, ``stream_options``) a server rejects.
 """
@@ -26,9 +27,10 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -136,6 +138,22 @@ class RequestRecord:
         return self.scheduled_s + self.e2e_ms / 1e3
 
 
+class StreamedResponse(Protocol):
+    """What a request needs of a streamed response (``httpx.Response`` has it)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+
+class StreamingClient(Protocol):
+    """Sends one streaming request (``httpx.AsyncClient.stream``'s shape)."""
+
+    def stream(self, method: str, url: str, *, content: bytes, headers: dict[str, str]
+               ) -> AbstractAsyncContextManager[StreamedResponse]: ...
+
+
 class _StreamError(Exception):
     """The stream broke the protocol (the message is the row's error)."""
 
@@ -205,7 +223,7 @@ def _event(payload: bytes, timing: _Timing, now: float) -> bool:
     return timing.text_chunk(now) if _has_text(obj) else False
 
 
-async def _read_stream(response: httpx.Response, timing: _Timing,
+async def _read_stream(response: StreamedResponse, timing: _Timing,
                        on_first: Callable[[], None] | None) -> None:
     buffer = b""
     async for data in response.aiter_bytes():
@@ -245,7 +263,7 @@ def _describe(exc: BaseException) -> str:
     return f"{kind}: {detail[:_ERROR_BODY_CHARS]}" if detail else kind
 
 
-async def _exchange(client: httpx.AsyncClient, settings: ClientSettings, body: bytes,
+async def _exchange(client: StreamingClient, settings: ClientSettings, body: bytes,
                     timing: _Timing, on_first: Callable[[], None] | None) -> None:
     async with asyncio.timeout(settings.timeout_s), client.stream(
             "POST", settings.endpoint.chat_url, content=body,
@@ -256,7 +274,7 @@ async def _exchange(client: httpx.AsyncClient, settings: ClientSettings, body: b
         await _read_stream(response, timing, on_first)
 
 
-async def _head(response: httpx.Response, limit: int = 2048) -> bytes:
+async def _head(response: StreamedResponse, limit: int = 2048) -> bytes:
     out = b""
     async for data in response.aiter_bytes():
         out += data
@@ -265,7 +283,7 @@ async def _head(response: httpx.Response, limit: int = 2048) -> bytes:
     return out
 
 
-async def send_request(client: httpx.AsyncClient, settings: ClientSettings, spec: RequestSpec,
+async def send_request(client: StreamingClient, settings: ClientSettings, spec: RequestSpec,
                        *, rate_rps: float, index: int, scheduled_s: float, origin: float,
                        on_first: Callable[[], None] | None = None,
                        on_cancelled: Callable[[RequestRecord], None] | None = None,

@@ -34,13 +34,14 @@ from routerwise.profiles.arrivals import ArrivalProcess, arrival_offsets_s
 from routerwise.profiles.client import (
     ClientSettings,
     RequestRecord,
+    StreamingClient,
     check_endpoint,
     probe,
     send_request,
 )
 from routerwise.profiles.prompts import PromptPool, RequestSpec, draw_requests
 from routerwise.profiles.saturation import SaturationDetector, SaturationRule
-from routerwise.profiles.transport import LeanTransport
+from routerwise.profiles.transport import LeanTransport, RawStreamer
 from routerwise.spec.core import FloatArray
 
 #: The first request of a rate is scheduled this long after the rate starts.
@@ -194,7 +195,7 @@ class _Rate:
         self.observer.progress(self.sent, done, self.errors, self.sent - done)
 
 
-async def _request(client: httpx.AsyncClient, settings: ClientSettings, state: _Rate,
+async def _request(client: StreamingClient, settings: ClientSettings, state: _Rate,
                    i: int, limit: asyncio.Semaphore | None) -> RequestRecord:
     plan = state.plan
     record = await send_request(
@@ -205,7 +206,7 @@ async def _request(client: httpx.AsyncClient, settings: ClientSettings, state: _
     return record
 
 
-async def _dispatch(client: httpx.AsyncClient, settings: ClientSettings, state: _Rate,
+async def _dispatch(client: StreamingClient, settings: ClientSettings, state: _Rate,
                     limit: asyncio.Semaphore | None) -> None:
     offsets = state.plan.offsets_s
     behind = 0
@@ -232,7 +233,7 @@ async def _stop(tasks: Iterable[asyncio.Task[Any]], reason: str) -> None:
     await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def run_rate(client: httpx.AsyncClient, settings: ClientSettings, plan: RatePlan,
+async def run_rate(client: StreamingClient, settings: ClientSettings, plan: RatePlan,
                    load: LoadSettings, observer: Observer) -> RateResult:
     """Send ``plan`` open loop; stop early on runaway backlog; every row to ``observer``."""
     started_at = now_iso()
@@ -268,12 +269,9 @@ async def run_rate(client: httpx.AsyncClient, settings: ClientSettings, plan: Ra
     return result
 
 
-def _client(settings: ClientSettings,
-            transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-    """An httpx client on ``transport`` (default: ``LeanTransport``, ~5× cheaper a request
-    than httpx's own; see ``profiles/transport.py``)."""
+def _client(settings: ClientSettings, transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        transport=transport or LeanTransport(),
+        transport=transport,
         timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s,
                               pool=None),
     )
@@ -297,7 +295,14 @@ async def run_profile(settings: ClientSettings, plans: Sequence[RatePlan], *,
     observer = observer or NullObserver()
     started_at = started_at or now_iso()
     ordered = sorted(plans, key=lambda p: p.rate_rps)
+    lean = None
+    if transport is None:
+        transport = lean = LeanTransport()
     async with _client(settings, transport) as client:
+        # the rates' requests: the lean streamer on the same pool, unless a transport was
+        # injected (then httpx on it, as the checks and the probe always are)
+        sender: StreamingClient = (client if lean is None else
+                                   RawStreamer(lean, settings.connect_timeout_s))
         models = await check_endpoint(client, settings)
         header = await _server_header(client, settings)
         first = ordered[0].requests[0]
@@ -310,7 +315,7 @@ async def run_profile(settings: ClientSettings, plans: Sequence[RatePlan], *,
         results: list[RateResult] = []
         skipped: tuple[float, ...] = ()
         for k, plan in enumerate(ordered):
-            result = await run_rate(client, accepted, plan, load, observer)
+            result = await run_rate(sender, accepted, plan, load, observer)
             results.append(result)
             if result.saturated and load.stop_after_saturation:
                 skipped = tuple(p.rate_rps for p in ordered[k + 1:])
