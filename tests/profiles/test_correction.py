@@ -146,3 +146,20 @@ def test_plan_reports_measured_and_corrected_curves(tmp_path: Path, profile_cach
     assert any("small on H100-SXM" in n and "time scale ×3" in n for n in prov["notes"])
     used = pd.read_csv(tmp_path / "o" / "profiles.csv")
     assert set(used["provenance"]) == {"measured", "derived"}
+
+
+def test_estimated_rows_beyond_capacity_bound_the_estimated_curve(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Rates the estimator found unstable are not on the curve, and the first bounds the
+    shape's capacity (below the sweep's last point / SWEEP_HIGH_FRACTION)."""
+    rates = [1.0, 2.0, 3.0, 3.2, 5.0]
+    frame = pd.DataFrame({"model": "llama-3.1-8b", "rate_rps": rates,
+                          "ttft_mean_ms": [50.0, 52.0, 56.0, 70.0, 400.0],
+                          "beyond_capacity": [False, False, False, True, True]})
+    table = validate_profile_frame(frame, "estimated")
+    monkeypatch.setattr("routerwise.plan.shapes.estimate_profile_cached",
+                        lambda *a, **k: table)
+    got = shape_profiles({"small": get_model("llama-3.1-8b")}, get_gpu("H100-SXM"),
+                         SHAPES[:1], LENGTHS, cache_dir=tmp_path)
+    assert got.curves[SHAPES[0]].rates_.tolist() == [1.0, 2.0, 3.0]
+    assert got.saturation_rps[SHAPES[0]] == pytest.approx(3.2)  # < 3.0 / SWEEP_HIGH_FRACTION

@@ -10,15 +10,18 @@ import pytest
 
 from routerwise.errors import InfeasibleError, InputError
 from routerwise.profiles.aic_steps import compile_engine
-from routerwise.profiles.engine_sim import burst_throughput_rps
+from routerwise.profiles.engine_sim import backlog_throughput
 from routerwise.profiles.estimator import (
     PROFILE_COLUMNS,
+    SWEEP_HIGH_FRACTION,
     InstanceShape,
     TokenLengths,
     estimate_profile,
     estimate_profile_cached,
     run_rate,
     saturation_rps,
+    steady_run,
+    sustained_capacity,
 )
 from routerwise.profiles.memory import MemoryModel
 from routerwise.spec.catalog import get_gpu, get_model
@@ -47,7 +50,8 @@ def test_calibration_against_aiconfigurator(model_id: str, gpu_name: str) -> Non
     batch = round(burst.mean_decode_batch)
     _, _, total_ms = handle.run_static(batch_size=batch, isl=ISL, osl=OSL)
     static_rps = batch / (total_ms / 1e3)
-    assert burst_throughput_rps(burst, np.zeros(n)) == pytest.approx(static_rps, rel=0.15)
+    rps, _ = backlog_throughput(burst, np.zeros(n), np.full(n, OSL), OSL, 0.25)
+    assert rps == pytest.approx(static_rps, rel=0.15)
 
 
 def _profile(model_id: str, tp: int = 1, share: float = 1.0, gpu: str = "a100",
@@ -119,3 +123,31 @@ def test_workload_lengths_and_cache(tmp_path: Path) -> None:
     other = estimate_profile_cached(*args, num_requests=200, seed=1, cache_dir=tmp_path)
     assert len(list((tmp_path / "profiles").glob("*.csv"))) == 2
     assert other.to_frame()["ttft_mean_ms"].iloc[0] > 0
+
+
+def test_sustained_capacity_is_what_a_poisson_stream_sustains() -> None:
+    """Below the sustained capacity a long Poisson run is stable; above it the queue runs
+    away and the run is flagged; a rate list past it marks that row and every faster one."""
+    rng = np.random.default_rng(3)
+    pool = TokenLengths.pool(rng.integers(50, 600, 400), rng.pareto(1.5, 400) * 100 + 20, "tail")
+    model, gpu = get_model("mistral-7b"), get_gpu("a100")
+    shape = InstanceShape(model, gpu, 1, 0.5)
+    capacity = sustained_capacity(shape, pool, 800)
+    assert capacity.rps > 0 and capacity.lifetime_s > 0
+    steps, cap = shape.step_model(), shape.kv_capacity_tokens()
+    assert not steady_run(shape, steps, cap, 0.8 * capacity.rps, pool, 3000, 0).unstable
+    assert steady_run(shape, steps, cap, 1.3 * capacity.rps, pool, 3000, 0).unstable
+    rates = (0.5 * capacity.rps, 1.3 * capacity.rps, 1.5 * capacity.rps)
+    frame = estimate_profile(model, gpu, 1, 0.5, rates, pool, num_requests=300).to_frame()
+    assert frame["beyond_capacity"].tolist() == [False, True, True]
+
+
+def test_sweep_ends_below_the_sustained_capacity() -> None:
+    model, gpu = get_model("mistral-7b"), get_gpu("h100")
+    capacity = sustained_capacity(InstanceShape(model, gpu, 1, 1.0), LENGTHS, 300)
+    frame = estimate_profile(model, gpu, 1, 1.0, None, LENGTHS, num_requests=300,
+                             sweep_points=4).to_frame()
+    assert frame["rate_rps"].iloc[-1] == pytest.approx(SWEEP_HIGH_FRACTION * capacity.rps)
+    assert not frame["beyond_capacity"].any()
+    # steady state: throughput of a stable rate is the offered rate
+    np.testing.assert_allclose(frame["throughput_rps"], frame["rate_rps"], rtol=0.1)

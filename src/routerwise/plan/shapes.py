@@ -133,11 +133,19 @@ def _saturation(points: ProfilePoints, kept: ProfilePoints, estimated: bool) -> 
 NO_KERNEL_DATA = "the estimator has no kernel data for this architecture"
 
 
+@dataclass(frozen=True, slots=True)
+class _Estimated:
+    """An estimated shape's stable points and the lowest rate it marked beyond capacity."""
+
+    points: ProfilePoints
+    beyond_rps: float | None
+
+
 def _estimated_points(archs: Mapping[str, ModelArch], gpu: GpuSpec, key: InstanceShape,
                       lengths: Mapping[str, TokenLengths], cache_dir: Path | None
-                      ) -> ProfilePoints:
-    """The estimator's points for ``key`` (cached); ``InfeasibleError`` when it cannot serve
-    the workload or has no kernel data for the model (e.g. 3 KV heads: only measured
+                      ) -> _Estimated:
+    """The estimator's stable points for ``key`` (cached); ``InfeasibleError`` when it cannot
+    serve the workload or has no kernel data for the model (e.g. 3 KV heads: only measured
     profiles can describe such a model)."""
     model = key.model
     try:
@@ -154,8 +162,21 @@ def _estimated_points(archs: Mapping[str, ModelArch], gpu: GpuSpec, key: Instanc
         first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise InfeasibleError(f"{NO_KERNEL_DATA} ({first})") from exc
     points = table.points(archs[model].id)
-    return ProfilePoints(model, points.rates_rps, points.values_ms, points.stat,
-                         points.source_rows, points.source)
+    frame = table.frame
+    beyond = frame.loc[beyond_capacity(frame), "rate_rps"]
+    return _Estimated(ProfilePoints(model, points.rates_rps, points.values_ms, points.stat,
+                                    points.source_rows, points.source),
+                      float(beyond.min()) if len(beyond) else None)
+
+
+def _estimated_saturation(est: _Estimated, kept: ProfilePoints, scale: float = 1.0) -> float:
+    """An estimated shape's capacity (req/s): the first point cut as saturated, else its
+    sustained capacity (the last point / ``SWEEP_HIGH_FRACTION``), and never above the
+    first rate the estimator found unstable; rates divided by a time scale ``scale``."""
+    sat = _saturation(est.points, kept, True)
+    if est.beyond_rps is not None:
+        sat = min(sat, est.beyond_rps / scale)
+    return sat
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +190,7 @@ class _Correction:
 
 def _correct(archs: Mapping[str, ModelArch], gpu: GpuSpec, lengths: Mapping[str, TokenLengths],
              cache_dir: Path | None, measured: Mapping[InstanceShape, ProfilePoints],
-             estimated: Mapping[InstanceShape, ProfilePoints], out: _Correction,
+             estimated: Mapping[InstanceShape, _Estimated], out: _Correction,
              ) -> tuple[dict[tuple[str, str], TimeScale], tuple[str, ...]]:
     """Fit a time scale per model from its measured shapes; apply it to its estimated ones
     (``profiles/correction.py``). Returns the factors and the notes for the plan."""
@@ -184,7 +205,7 @@ def _correct(archs: Mapping[str, ModelArch], gpu: GpuSpec, lengths: Mapping[str,
         for key in sources:
             try:
                 pairs.append((below_saturation(measured[key]),
-                              _estimated_points(archs, gpu, key, lengths, cache_dir)))
+                              _estimated_points(archs, gpu, key, lengths, cache_dir).points))
             except InfeasibleError:
                 continue
         scale = fit_time_scale(pairs)
@@ -195,11 +216,12 @@ def _correct(archs: Mapping[str, ModelArch], gpu: GpuSpec, lengths: Mapping[str,
             continue
         scales[(model, gpu.name)] = scale
         for key in targets:
-            points = apply_time_scale(estimated[key], scale.factor)
+            points = apply_time_scale(estimated[key].points, scale.factor)
             kept = below_saturation(points)
             out.curves[key] = fit_curve(kept)
             out.provenance[key] = "derived"
-            out.saturation[key] = _saturation(points, kept, True)
+            out.saturation[key] = _estimated_saturation(
+                _Estimated(points, estimated[key].beyond_rps), kept, scale.factor)
         notes.append(
             f"{model} on {gpu.name}: {len(targets)} estimated curve(s) corrected by the time "
             f"scale {scale.describe()} from measured {names}: TTFT × f at rate / f "
@@ -224,7 +246,7 @@ def shape_profiles(
     unusable: dict[InstanceShape, str] = {}
     saturation: dict[InstanceShape, float] = {}
     measured: dict[InstanceShape, ProfilePoints] = {}
-    raw: dict[InstanceShape, ProfilePoints] = {}
+    raw: dict[InstanceShape, _Estimated] = {}
     for i, key in enumerate(wanted):
         model = key.model
         match = next((m for t in tables if (m := _supplied_points(t, key))), None)
@@ -234,16 +256,17 @@ def shape_profiles(
                 measured[key] = points
         else:
             try:
-                points = _estimated_points(archs, gpu, key, lengths, cache_dir)
+                raw[key] = _estimated_points(archs, gpu, key, lengths, cache_dir)
             except InfeasibleError as exc:  # e.g. its KV cache cannot hold the longest request
                 unusable[key] = str(exc)
                 continue
-            raw[key] = points
+            points = raw[key].points
             provenance[key] = "estimated"
             estimated += 1
         kept = below_saturation(points)
         curves[key] = fit_curve(kept)
-        saturation[key] = _saturation(points, kept, provenance[key] == "estimated")
+        saturation[key] = (_estimated_saturation(raw[key], kept) if key in raw
+                           else _saturation(points, kept, False))
         if match is not None and (beyond := _beyond_capacity_rps(tables, key)) is not None:
             saturation[key] = min(saturation[key], beyond)
         if progress is not None:

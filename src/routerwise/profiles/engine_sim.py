@@ -348,9 +348,28 @@ def simulate(
     )
 
 
-def burst_throughput_rps(result: SimResult, arrivals_s: FloatArray) -> float:
-    """Steady throughput of a burst run: completions between the 10th and 90th percentile."""
-    finish_s = np.sort(np.asarray(arrivals_s) + result.e2e_ms / 1e3)
-    lo, hi = int(0.1 * len(finish_s)), int(0.9 * len(finish_s))
-    span = finish_s[hi] - finish_s[lo]
-    return float((hi - lo) / span) if span > 0 else result.throughput_rps
+def backlog_throughput(result: SimResult, arrivals_s: FloatArray, output_tokens: FloatArray,
+                       mean_output_tokens: float, warmup_share: float) -> tuple[float, float]:
+    """Steady throughput (req/s) of a run with a standing queue, and the mean time (s) a
+    request spends decoding there.
+
+    The window opens when ``warmup_share`` of the requests have had their first token (the
+    first batch has filled and desynchronised) and closes when the last one has (FCFS: the
+    queue is empty from then on, so the drain is left out); throughput is the completions
+    inside it per second, scaled by the ratio of their mean output length to
+    ``mean_output_tokens`` (the workload's): a window that happened to complete short answers
+    has not shown more capacity. Counting completions over a window, not a share of the
+    requests, avoids the bias of a burst's percentiles, where short answers finish first.
+    """
+    arrivals = np.asarray(arrivals_s, dtype=np.float64)
+    first_s = arrivals + result.ttft_ms / 1e3
+    finish_s = arrivals + result.e2e_ms / 1e3
+    order = np.sort(first_s)
+    lo, hi = float(order[int(warmup_share * (len(order) - 1))]), float(order[-1])
+    inside = (finish_s > lo) & (finish_s <= hi)
+    decode_s = (result.e2e_ms - result.ttft_ms) / 1e3
+    if hi <= lo or not inside.any():
+        return result.throughput_rps, float(np.mean(decode_s))
+    scale = float(np.mean(np.asarray(output_tokens)[inside])) / mean_output_tokens
+    rps = float(np.count_nonzero(inside) / (hi - lo)) * scale
+    return rps, float(np.mean(decode_s[inside]))

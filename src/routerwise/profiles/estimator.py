@@ -5,12 +5,28 @@ rates (requests/s; or ``None`` to sweep up to saturation) and ``TokenLengths``. 
 ``ProfileTable`` with ``model, rate_rps, ttft_mean_ms, ttft_p50_ms, ttft_p90_ms, ttft_p99_ms,
 tpot_mean_ms, e2e_mean_ms, throughput_rps, gpu, tp, mps_share, provenance='estimated'``.
 
-Per rate, ``num_requests`` Poisson arrivals are served by the engine simulation
-(``engine_sim``) whose step times come from aiconfigurator's kernel data (``aic_steps``)
-slowed by the MPS model (``mps``). All rates share one stream of unit-rate inter-arrival
-gaps and one length sample (common random numbers), so curves are smooth in the rate;
-latency columns are then made non-decreasing in the rate (a running maximum), because
-the physics says they are and sampling noise must not say otherwise.
+Every number is what a *stable server sustains*, measured in steady state by the engine
+simulation (``engine_sim``) whose step times come from aiconfigurator's kernel data
+(``aic_steps``) slowed by the MPS model (``mps``):
+
+* the shape's capacity (``sustained_capacity``) is the completion rate while a standing
+  queue keeps the engine full — a backlog served FCFS, counted from when a quarter of it has
+  started (warm-up: the first batch fills and desynchronises) to when the last request
+  starts (the queue is empty from then: drain excluded); also the mean time a request spends
+  in the engine there (its *lifetime*);
+* a sweep (``rates_rps=None``) puts ``sweep_points`` rates between 5% and 90% of that
+  capacity; each rate is a Poisson run whose first ``WARMUP_SHARE`` of requests (by arrival)
+  is discarded and whose measured window holds at least ``num_requests`` requests and
+  ``WINDOW_LIFETIMES`` lifetimes (a run from an empty engine is still filling its decode
+  batch for about one lifetime, which understates a long run near capacity);
+* a rate whose window's mean TTFT keeps growing (last third > ``UNSTABLE_GROWTH`` × the first
+  third: the queue runs away) is marked ``beyond_capacity``, and so is every faster rate;
+  curves leave such rows out and the lowest one bounds the shape's capacity.
+
+All rates share one stream of unit-rate inter-arrival gaps and one length sample (common
+random numbers), so curves are smooth in the rate; latency columns are then made
+non-decreasing in the rate (a running maximum), because the physics says they are and
+sampling noise must not say otherwise.
 
 ``estimate_profile`` is pure (randomness only from ``numpy.random.Generator(seed)``);
 ``estimate_profile_cached`` adds the on-disk cache keyed by a content hash of every input;
@@ -41,12 +57,16 @@ from routerwise.profiles.engine_sim import (
     EngineConfig,
     SimResult,
     StepModel,
-    burst_throughput_rps,
+    backlog_throughput,
     simulate,
 )
 from routerwise.profiles.memory import DEFAULT_MEMORY, MemoryModel, check_share, kv_capacity_tokens
 from routerwise.profiles.mps import DEFAULT_MPS, MpsModel
-from routerwise.profiles.table import ProfileTable, validate_profile_frame
+from routerwise.profiles.table import (
+    BEYOND_CAPACITY_COLUMN,
+    ProfileTable,
+    validate_profile_frame,
+)
 from routerwise.spec.catalog import GpuSpec, ModelArch, check_tp
 from routerwise.spec.core import FloatArray, readonly
 from routerwise.spec.workload import Workload
@@ -56,12 +76,24 @@ log = logging.getLogger(__name__)
 PROFILE_COLUMNS = (
     "model", "rate_rps", "ttft_mean_ms", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms",
     "tpot_mean_ms", "e2e_mean_ms", "throughput_rps", "gpu", "tp", "mps_share", "provenance",
+    BEYOND_CAPACITY_COLUMN,
 )
 _LATENCY_COLUMNS = PROFILE_COLUMNS[2:8]
-_SWEEP_LOW, _SWEEP_HIGH = 0.05, 0.95  # sweep rates as fractions of the saturation rate
-#: A sweep's last rate is this fraction of the shape's estimated saturation throughput.
+_SWEEP_LOW, _SWEEP_HIGH = 0.05, 0.90  # sweep rates as fractions of the sustained capacity
+#: A sweep's last rate is this fraction of the shape's sustained capacity.
 SWEEP_HIGH_FRACTION = _SWEEP_HIGH
-_CACHE_SCHEMA = 2  # 2: entries carry a header line with a row count and checksum
+#: Share of a steady-state run's requests (the first, by arrival) discarded as warm-up.
+WARMUP_SHARE = 0.25
+#: A rate's measured window spans at least this many request lifetimes at capacity.
+WINDOW_LIFETIMES = 10.0
+#: At most this many requests in one rate's run (a bound on the estimator's time).
+MAX_RUN_REQUESTS = 20_000
+#: A rate is unstable when its window's last third has this multiple of its first third's
+#: mean TTFT (the queue grows through the run).
+UNSTABLE_GROWTH = 2.0
+#: 2: entries carry a header line with a row count and checksum; 3: steady-state points
+#: (warm-up and drain excluded), sustained capacity, a ``beyond_capacity`` column.
+_CACHE_SCHEMA = 3
 _ENTRY_MAGIC = "# routerwise-profile-cache"
 
 Progress = Callable[[int, int], None]
@@ -163,10 +195,15 @@ def _check_rates(rates_rps: Sequence[float]) -> tuple[float, ...]:
     return tuple(sorted(set(rates)))
 
 
-def _requests_for(rate: float, num_requests: int, duration_s: float | None) -> int:
-    if duration_s is None:
-        return num_requests
-    return int(min(50_000, max(100, math.ceil(rate * duration_s))))
+def _window_requests(rate: float, num_requests: int, duration_s: float | None,
+                     lifetime_s: float) -> int:
+    """Requests in a rate's measured window: ``rate · duration_s`` when a duration is given,
+    else at least ``num_requests`` and ``WINDOW_LIFETIMES`` lifetimes."""
+    if duration_s is not None:
+        n = rate * duration_s
+    else:
+        n = max(num_requests, rate * WINDOW_LIFETIMES * lifetime_s)
+    return int(min(MAX_RUN_REQUESTS * (1 - WARMUP_SHARE), max(100, math.ceil(n))))
 
 
 def run_rate(
@@ -181,20 +218,70 @@ def run_rate(
     return simulate(arrivals, isl, osl, cap, shape.engine, steps)
 
 
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """What one instance sustains with a standing queue."""
+
+    rps: float  # completions per second
+    lifetime_s: float  # mean time from first token to the last, per request
+
+
+def sustained_capacity(shape: InstanceShape, lengths: TokenLengths, num_requests: int = 2000,
+                       seed: int = 0) -> Capacity:
+    """Completion rate of a backlog of ``max(num_requests, 10 · max_num_seqs)`` requests
+    while its queue lasts, warm-up and drain excluded (``engine_sim.backlog_throughput``)."""
+    cap = shape.kv_capacity_tokens()
+    steps = shape.step_model()
+    n = max(num_requests, 10 * shape.engine.max_num_seqs)
+    isl, osl = lengths.sample(np.random.default_rng(seed), n)
+    arrivals = np.zeros(n)
+    res = simulate(arrivals, isl, osl, cap, shape.engine, steps)
+    rps, lifetime_s = backlog_throughput(res, arrivals, osl, float(np.mean(lengths.output_tokens)),
+                                         WARMUP_SHARE)
+    return Capacity(rps, lifetime_s)
+
+
 def saturation_rps(
     shape: InstanceShape, lengths: TokenLengths, num_requests: int = 2000, seed: int = 0
 ) -> float:
-    """Highest sustainable request rate: steady throughput of a burst of ``num_requests``."""
-    cap = shape.kv_capacity_tokens()
-    steps = shape.step_model()
-    n = max(num_requests, 4 * shape.engine.max_num_seqs)
-    res = run_rate(shape, steps, cap, math.inf, lengths, n, seed)
-    return burst_throughput_rps(res, np.zeros(n))
+    """Highest sustainable request rate (``sustained_capacity``)."""
+    return sustained_capacity(shape, lengths, num_requests, seed).rps
 
 
-def _row(shape: InstanceShape, rate: float, res: SimResult) -> dict[str, object]:
-    ttft = res.ttft_ms
-    tpot = res.tpot_ms[np.isfinite(res.tpot_ms)]
+@dataclass(frozen=True, slots=True)
+class SteadyRun:
+    """One rate's run: the measured window (warm-up excluded) and its verdict."""
+
+    result: SimResult
+    window: slice  # the measured requests (by arrival order)
+    throughput_rps: float  # completions per second over the window's arrival span
+    unstable: bool  # mean TTFT grows through the window
+
+
+def steady_run(shape: InstanceShape, steps: StepModel, cap: int, rate: float,
+               lengths: TokenLengths, window_requests: int, seed: int) -> SteadyRun:
+    """A Poisson run at ``rate``: ``window_requests`` measured after a warm-up."""
+    total = math.ceil(window_requests / (1 - WARMUP_SHARE))
+    gap_rng, length_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    arrivals = np.cumsum(gap_rng.exponential(1.0, size=total)) / rate
+    isl, osl = lengths.sample(length_rng, total)
+    res = simulate(arrivals, isl, osl, cap, shape.engine, steps)
+    first = total - window_requests
+    start, end = float(arrivals[first]), float(arrivals[-1])
+    finish = arrivals + res.e2e_ms / 1e3
+    done = int(np.count_nonzero((finish >= start) & (finish <= end)))
+    thr = done / (end - start) if end > start else res.throughput_rps
+    ttft = res.ttft_ms[first:]
+    third = max(1, len(ttft) // 3)
+    growing = float(np.mean(ttft[-third:])) > UNSTABLE_GROWTH * float(np.mean(ttft[:third]))
+    return SteadyRun(res, slice(first, total), thr, growing)
+
+
+def _row(shape: InstanceShape, rate: float, run: SteadyRun, beyond: bool) -> dict[str, object]:
+    res, w = run.result, run.window
+    ttft = res.ttft_ms[w]
+    tpot = res.tpot_ms[w]
+    tpot = tpot[np.isfinite(tpot)]
     return {
         "model": shape.model.id,
         "rate_rps": rate,
@@ -203,12 +290,13 @@ def _row(shape: InstanceShape, rate: float, res: SimResult) -> dict[str, object]
         "ttft_p90_ms": float(np.percentile(ttft, 90)),
         "ttft_p99_ms": float(np.percentile(ttft, 99)),
         "tpot_mean_ms": float(np.mean(tpot)) if len(tpot) else float("nan"),
-        "e2e_mean_ms": float(np.mean(res.e2e_ms)),
-        "throughput_rps": res.throughput_rps,
+        "e2e_mean_ms": float(np.mean(res.e2e_ms[w])),
+        "throughput_rps": run.throughput_rps,
         "gpu": shape.gpu.name,
         "tp": shape.tp,
         "mps_share": shape.mps_share,
         "provenance": "estimated",
+        BEYOND_CAPACITY_COLUMN: beyond,
     }
 
 
@@ -237,7 +325,8 @@ def estimate_profile(
     engine: EngineConfig | None = None,
     progress: Progress | None = None,
 ) -> ProfileTable:
-    """Estimated profile of one instance shape; ``rates_rps=None`` sweeps to saturation."""
+    """Estimated steady-state profile of one instance shape; ``rates_rps=None`` sweeps up to
+    ``SWEEP_HIGH_FRACTION`` of its sustained capacity."""
     if num_requests < 1:
         raise InputError(f"{num_requests=} must be >= 1")
     if sweep_points < 2:
@@ -245,15 +334,18 @@ def estimate_profile(
     shape = InstanceShape(model, gpu, tp, mps_share, engine or EngineConfig())
     cap = shape.kv_capacity_tokens()
     steps = shape.step_model()
-    if rates_rps is None:
-        sat = saturation_rps(shape, lengths, num_requests, seed)
-        rates = tuple(float(r) for r in np.linspace(_SWEEP_LOW, _SWEEP_HIGH, sweep_points) * sat)
-    else:
-        rates = _check_rates(rates_rps)
+    rates = None if rates_rps is None else _check_rates(rates_rps)
+    capacity = sustained_capacity(shape, lengths, num_requests, seed)
+    if rates is None:
+        grid = np.linspace(_SWEEP_LOW, _SWEEP_HIGH, sweep_points) * capacity.rps
+        rates = tuple(float(r) for r in grid)
     rows = []
+    beyond = False
     for i, rate in enumerate(rates):
-        n = _requests_for(rate, num_requests, duration_s)
-        rows.append(_row(shape, rate, run_rate(shape, steps, cap, rate, lengths, n, seed)))
+        n = _window_requests(rate, num_requests, duration_s, capacity.lifetime_s)
+        run = steady_run(shape, steps, cap, rate, lengths, n, seed)
+        beyond = beyond or run.unstable
+        rows.append(_row(shape, rate, run, beyond))
         if progress is not None:
             progress(i + 1, len(rates))
     frame = _monotone(pd.DataFrame(rows, columns=list(PROFILE_COLUMNS)))
