@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,9 @@ from routerwise.serve.bodies import BodyError, ChatBody, CompletionBody, error_b
 from routerwise.serve.config import ROUTED_NAMES, GatewayConfig
 from routerwise.serve.gateway import Gateway, build_gateway
 from routerwise.serve.proxy import Attempt, try_in_order
+
+#: A client's ``x-request-id`` longer than this is replaced by a new one.
+MAX_REQUEST_ID_CHARS = 128
 
 if TYPE_CHECKING:
     import httpx
@@ -50,19 +54,25 @@ def _unauthorized(gw: Gateway, request: Request) -> Response | None:
                   "invalid_request_error", "invalid_api_key")
 
 
+def _too_large(limit: int) -> Response:
+    return _error(413, f"request body exceeds the gateway's limit of {limit} bytes",
+                  "invalid_request_error", "request_too_large")
+
+
 async def _read_body(gw: Gateway, request: Request) -> tuple[Any, Response | None]:
     """The parsed JSON body, or an error response (413 or 400) when it cannot be read."""
     limit = gw.cfg.max_body_bytes
     declared = request.headers.get("content-length")
-    too_big = _error(413, f"request body exceeds the gateway's limit of {limit} bytes",
-                     "invalid_request_error", "request_too_large")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None, too_big
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            return None, too_big
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            return None, _too_large(limit)
+        raw: bytes | bytearray = await request.body()  # bounded by the declared length
+    else:
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                return None, _too_large(limit)
     try:
         return json.loads(raw), None
     except (ValueError, UnicodeDecodeError):
@@ -99,8 +109,24 @@ def _unanswered(gw: Gateway, att: Attempt, order: tuple[str, ...]) -> Response:
                   "server_error", "backend_unavailable", headers=retry)
 
 
+def request_id(request: Request) -> str:
+    """The client's ``x-request-id`` (as vLLM and LiteLLM take it), or a new one."""
+    given = request.headers.get("x-request-id")
+    return given if given and len(given) <= MAX_REQUEST_ID_CHARS else uuid.uuid4().hex
+
+
 async def handle(gw: Gateway, request: Request, chat: bool) -> Response:
-    att = Attempt(arrived=time.perf_counter())
+    """One completion request: authenticate, parse, route, forward (with fallbacks).
+
+    Every answer, error or not, carries the request's ``x-request-id``, which is also sent
+    to the backend."""
+    att = Attempt(arrived=time.perf_counter(), request_id=request_id(request))
+    response = await _handle(gw, request, chat, att)
+    response.headers["x-request-id"] = att.request_id
+    return response
+
+
+async def _handle(gw: Gateway, request: Request, chat: bool, att: Attempt) -> Response:
     if (denied := _unauthorized(gw, request)) is not None:
         return denied
     data, refused = await _read_body(gw, request)
@@ -118,8 +144,8 @@ async def handle(gw: Gateway, request: Request, chat: bool) -> Response:
     gw.metrics.queue_depth.set(gw.in_flight)
     try:
         path = "chat/completions" if chat else "completions"
-        response = await try_in_order(gw, order, path, data, bool(body.stream),
-                                      request.headers, att, headers)
+        response = await try_in_order(gw, order, path, data, bool(body.stream), att,
+                                      headers)
     finally:
         gw.in_flight -= 1
         gw.metrics.queue_depth.set(gw.in_flight)
@@ -152,7 +178,6 @@ def create_app(cfg: GatewayConfig,
     """The gateway app (the plan and predictor are read here; backends are contacted when
     the app starts)."""
     from fastapi import FastAPI
-    from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
 
     gw = gateway or build_gateway(cfg, transports)
@@ -192,11 +217,12 @@ def create_app(cfg: GatewayConfig,
         text, media = render(gw.metrics)
         return Response(text, media_type=media)
 
+    # plain Starlette routes: the handlers read the request themselves, so FastAPI's
+    # per-request dependency resolution would be pure overhead on the hot path
     for path, endpoint, method in (("/v1/chat/completions", chat_completions, "POST"),
                                    ("/v1/completions", completions, "POST"),
                                    ("/v1/models", models, "GET"),
                                    ("/health", health, "GET"),
                                    ("/metrics", metrics, "GET")):
-        endpoint.__annotations__["request"] = Request  # PEP 563 strings; Request is local
-        app.add_api_route(path, endpoint, methods=[method])
+        app.add_route(path, endpoint, methods=[method], include_in_schema=False)
     return app

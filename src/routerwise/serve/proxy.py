@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 #: A chunk that carries a token: a non-empty ``content`` (chat) or ``text`` (completions).
 TOKEN_RE = re.compile(rb'"(?:content|text)":\s*"(?!")')
-_HOP_HEADERS = ("x-request-id",)
 
 
 @dataclass(slots=True)
@@ -38,6 +37,7 @@ class Attempt:
     """One request's progress through its candidate models."""
 
     arrived: float  # perf_counter at arrival
+    request_id: str  # sent to every backend tried and back to the client
     forwarded: float = 0.0  # perf_counter when the first attempt was sent
     attempts: int = 0
     last_error: str = ""
@@ -47,14 +47,6 @@ class Attempt:
 
 class _RetryError(Exception):
     """This backend failed before any byte was sent: try the next model."""
-
-
-def _upstream_headers(request_headers: Any) -> dict[str, str]:
-    headers = {"content-type": "application/json"}
-    for name in _HOP_HEADERS:
-        if (value := request_headers.get(name)) is not None:
-            headers[name] = value
-    return headers
 
 
 async def _send(backend: Backend, path: str, payload: bytes,
@@ -83,8 +75,7 @@ def _sse_error(message: str) -> bytes:
 
 
 async def forward(gw: Gateway, backend: Backend, path: str, body: dict[str, Any],
-                  stream: bool, request_headers: Any, att: Attempt,
-                  extra_headers: dict[str, str]) -> Response:
+                  stream: bool, att: Attempt, extra_headers: dict[str, str]) -> Response:
     """Send to ``backend``; a response for the client, or ``_RetryError``."""
     import httpx
     from starlette.responses import Response
@@ -100,7 +91,8 @@ async def forward(gw: Gateway, backend: Backend, path: str, body: dict[str, Any]
     committed = False
     resp: httpx.Response | None = None
     try:
-        resp = await _send(backend, path, payload, _upstream_headers(request_headers))
+        resp = await _send(backend, path, payload, {"content-type": "application/json",
+                                                    "x-request-id": att.request_id})
         if resp.status_code == 429 or resp.status_code >= 500:
             att.saturated = att.saturated or resp.status_code == 429
             att.failed = att.failed or resp.status_code != 429
@@ -169,8 +161,7 @@ def _streaming(gw: Gateway, backend: Backend, resp: httpx.Response, pending: lis
 
 
 async def try_in_order(gw: Gateway, order: tuple[str, ...], path: str, body: dict[str, Any],
-                       stream: bool, request_headers: Any, att: Attempt,
-                       headers: dict[str, str]) -> Response | None:
+                       stream: bool, att: Attempt, headers: dict[str, str]) -> Response | None:
     """The first backend in ``order`` that answers (None: none did; ``att`` says why)."""
     for model in order:
         if att.attempts >= gw.cfg.max_attempts:
@@ -180,7 +171,7 @@ async def try_in_order(gw: Gateway, order: tuple[str, ...], path: str, body: dic
             att.saturated = att.saturated or backend.healthy
             continue
         try:
-            return await forward(gw, backend, path, body, stream, request_headers, att,
+            return await forward(gw, backend, path, body, stream, att,
                                  {**headers, "x-routerwise-model": model})
         except _RetryError as exc:
             att.last_error = str(exc)

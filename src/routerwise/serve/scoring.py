@@ -8,8 +8,10 @@ Three sources, tried in order and each counted in metrics (``score_source`` labe
 * ``prior``: neither — the plan's prior, the mean predicted score of each model over the
   plan's workload (so the request goes to the model with the best prior margin).
 
-A ``Scorer`` returns scores in the order of the routed models. Text predictors run off the
-event loop (``heavy``); the task lookup and the prior do not.
+A ``Scorer`` returns scores in the order of the routed models. Predictors whose one-prompt
+prediction is sparse arithmetic (``tfidf``: ~0.1 ms) run inline on the event loop — a hop to a
+worker thread costs more than that under load; those that search or embed (``knn``,
+``embedding``) run off the event loop (``heavy``). The task lookup and the prior are inline.
 """
 
 from __future__ import annotations
@@ -44,14 +46,18 @@ class Scorer(Protocol):
     def score(self, text: str, task: str | None) -> Scores | None: ...
 
 
+#: Text predictor kinds cheap enough to run on the event loop (one prompt: a sparse
+#: transform and a ridge product).
+INLINE_KINDS = frozenset({"tfidf"})
+
+
 class PredictorScorer:
     """A text predictor's scores (the task hint passed along when given)."""
-
-    heavy = True
 
     def __init__(self, predictor: Predictor, models: tuple[str, ...]) -> None:
         self._predictor = predictor
         self._cols = _columns(predictor, models)
+        self.heavy = predictor.kind not in INLINE_KINDS
 
     def score(self, text: str, task: str | None) -> Scores | None:
         pred = self._predictor.predict([text], [task])
