@@ -117,9 +117,11 @@ class RayExecutor:
     whichever actor is free, outcomes come back as each batch completes.
 
     Connects with ``ray.init(address=address)`` unless Ray is already initialised in this
-    process (then that session is used as it is); with no address it starts a local
-    instance of ``workers`` CPUs. ``workers`` defaults to the cluster's CPUs. ``close()``
-    kills the actors and shuts Ray down only if this executor initialised it."""
+    process (then that session is used as it is); with no address it starts a new local
+    instance of ``workers`` CPUs (never joining a cluster found through ``RAY_ADDRESS`` or
+    a running ``ray start``: pass ``address="auto"`` for that). ``workers`` defaults to the
+    cluster's CPUs; actors beyond its free CPUs wait for them. ``close()`` kills the actors
+    and shuts Ray down only if this executor initialised it."""
 
     def __init__(self, ctx: EvalContext, workers: int | None = None, *,
                  address: str | None = None) -> None:
