@@ -4,7 +4,8 @@ Runs ``routerwise profile``'s generator (the same ``run_profile`` the CLI calls)
 against the synthetic OpenAI-compatible server on 127.0.0.1 (a subprocess, so the client
 has its own process) configured as a *fast* server: no queue and no service time, 4 tokens
 streamed at once per request. Whatever time a request takes there is overhead: the client's
-scheduling, httpx, the loopback, the server's Python. Per rate it prints
+scheduling and HTTP code (``transport.RawStreamer``), the loopback, the server's Python.
+Per rate it prints
 
 * the offered rate achieved (requests sent over the span of their actual send times) and
   the completion throughput, errors, and the client's CPU time per request;
