@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -42,8 +41,7 @@ sys.path.insert(0, str(ROOT))  # tests.serve.planfixture builds the plan and pre
 from routerwise.predict.artifact import load_predictor  # noqa: E402
 from routerwise.spec.plan import load_plan  # noqa: E402
 from tests.serve.planfixture import MODELS, ServeFixture, build_serve_fixture  # noqa: E402
-
-TOKEN_RE = re.compile(rb'"(?:content|text)":\s*"(?!")')
+from tests.serve.rawclient import RawClient  # noqa: E402
 
 
 def _port() -> int:
@@ -107,89 +105,19 @@ def _direct_targets(fx: ServeFixture) -> list[str]:
     return [MODELS[int(i)] for i in np.argmax(scores - prices, axis=1)]
 
 
-class _Client:
-    """A minimal keep-alive HTTP/1.1 client on asyncio streams (like wrk): a few µs of CPU a
-    request where httpx spends about a millisecond — on two shared cores the load generator
-    must not be what is measured. Reads chunked and Content-Length bodies; nothing else."""
-
-    def __init__(self) -> None:
-        self._idle: dict[tuple[str, int], list[tuple[asyncio.StreamReader,
-                                                      asyncio.StreamWriter]]] = {}
-
-    async def _conn(self, host: str, port: int, fresh: bool = False,
-                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
-        """A connection and whether it was reused from the idle pool."""
-        idle = self._idle.setdefault((host, port), [])
-        while idle and not fresh:
-            reader, writer = idle.pop()
-            if not reader.at_eof() and not writer.is_closing():
-                return reader, writer, True
-            writer.close()
-        reader, writer = await asyncio.open_connection(host, port)
-        return reader, writer, False
-
-    async def _head(self, host: str, port: int, request: bytes,
-                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, list[str]]:
-        """Send; the response's head lines. A reused connection the server had just closed
-        (its keep-alive ran out) is replaced by a new one, once."""
-        reader, writer, reused = await self._conn(host, port)
-        try:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (ConnectionError, asyncio.IncompleteReadError):
-            writer.close()
-            if not reused:
-                raise
-            reader, writer, _ = await self._conn(host, port, fresh=True)
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-        return reader, writer, head.decode("latin-1").split("\r\n")
-
-    async def post_stream(self, url: str, path: str, body: bytes,
-                          ) -> tuple[int, float | None, dict[str, str]]:
-        """Status, ms to the first chunk carrying a token (None: none) and the headers."""
-        host, port = url.removeprefix("http://").split(":")
-        start = time.perf_counter()
-        request = (b"POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
-                   b"Content-Length: %d\r\n\r\n%s" % (path.encode(), host.encode(),
-                                                         port.encode(), len(body), body))
-        reader, writer, head = await self._head(host, int(port), request)
-        status = int(head[0].split(" ", 2)[1])
-        headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:] if h)}
-        ttft = None
-        if headers.get("transfer-encoding") == "chunked":
-            while size := int((await reader.readline()).strip(), 16):
-                data = await reader.readexactly(size + 2)
-                if ttft is None and TOKEN_RE.search(data):
-                    ttft = (time.perf_counter() - start) * 1e3
-            await reader.readuntil(b"\r\n")
-        else:
-            data = await reader.readexactly(int(headers.get("content-length", "0")))
-        if headers.get("connection") == "close":
-            writer.close()
-        else:
-            self._idle[(host, int(port))].append((reader, writer))
-        return status, ttft, headers
-
-    def close(self) -> None:
-        for idle in self._idle.values():
-            for _, writer in idle:
-                writer.close()
-
-
-async def _one(client: _Client, url: str, model: str, prompt: str,
+async def _one(client: RawClient, url: str, model: str, prompt: str,
                max_tokens: int) -> tuple[float, float | None]:
     body = json.dumps({"model": model, "stream": True, "max_tokens": max_tokens,
                        "messages": [{"role": "user", "content": prompt}]}).encode()
     try:
-        status, ttft, headers = await client.post_stream(url, "/v1/chat/completions", body)
+        resp = await client.post(url, "/v1/chat/completions", body)
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         print(f"{url}: {type(exc).__name__} {exc}", file=sys.stderr)
         return float("nan"), None
-    if status != 200 or ttft is None:
+    if resp.status != 200 or resp.ttft_ms is None:
         return float("nan"), None
-    overhead = headers.get("x-routerwise-overhead-ms")
-    return ttft, (None if overhead is None else float(overhead))
+    overhead = resp.headers.get("x-routerwise-overhead-ms")
+    return resp.ttft_ms, (None if overhead is None else float(overhead))
 
 
 async def _load(gateway: str, backends: dict[str, str], fx: ServeFixture, targets: list[str],
@@ -197,7 +125,7 @@ async def _load(gateway: str, backends: dict[str, str], fx: ServeFixture, target
                 max_tokens: int) -> dict[str, list[tuple[float, float | None]]]:
     rng = np.random.default_rng(0)
     out: dict[str, list[tuple[float, float | None]]] = {"gateway": [], "direct": []}
-    client = _Client()
+    client = RawClient()
     tasks = []
     t0 = time.perf_counter()
     at = 0.0

@@ -51,13 +51,19 @@ class Backend:
 
 def make_client(spec: BackendSpec, cfg: GatewayConfig,
                 transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    """The backend's pooled client: the lean asyncio transport for ``http://`` backends
+    (``serve.transport``; ``cfg.lean_transport``), httpx's own otherwise."""
     import httpx
 
     # idle connections expire before a uvicorn backend's (vLLM's) 5 s keep-alive closes
     # them, so a request never races a server-side close
-    limits = httpx.Limits(max_connections=cfg.max_running_per_backend + 8,
-                          max_keepalive_connections=cfg.max_running_per_backend + 8,
+    pooled = cfg.max_running_per_backend + 8
+    limits = httpx.Limits(max_connections=pooled, max_keepalive_connections=pooled,
                           keepalive_expiry=KEEPALIVE_EXPIRY_S)
+    if transport is None and cfg.lean_transport and spec.base_url.startswith("http://"):
+        from routerwise.serve.transport import StreamTransport
+
+        transport = StreamTransport(KEEPALIVE_EXPIRY_S, max_idle=pooled)
     timeout = httpx.Timeout(cfg.request_timeout_s, connect=cfg.connect_timeout_s,
                             pool=cfg.connect_timeout_s)
     return httpx.AsyncClient(base_url=spec.base_url, transport=transport, limits=limits,

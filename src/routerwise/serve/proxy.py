@@ -49,6 +49,12 @@ class _RetryError(Exception):
     """This backend failed before any byte was sent: try the next model."""
 
 
+def _upstream_headers(att: Attempt) -> dict[str, str]:
+    # identity: the body is relayed byte for byte, so it must not be compressed
+    return {"content-type": "application/json", "accept-encoding": "identity",
+            "x-request-id": att.request_id}
+
+
 async def _send(backend: Backend, path: str, payload: bytes,
                 headers: dict[str, str]) -> httpx.Response:
     request = backend.client.build_request("POST", f"/v1/{path}", content=payload,
@@ -91,8 +97,7 @@ async def forward(gw: Gateway, backend: Backend, path: str, body: dict[str, Any]
     committed = False
     resp: httpx.Response | None = None
     try:
-        resp = await _send(backend, path, payload, {"content-type": "application/json",
-                                                    "x-request-id": att.request_id})
+        resp = await _send(backend, path, payload, _upstream_headers(att))
         if resp.status_code == 429 or resp.status_code >= 500:
             att.saturated = att.saturated or resp.status_code == 429
             att.failed = att.failed or resp.status_code != 429
@@ -141,8 +146,8 @@ def _streaming(gw: Gateway, backend: Backend, resp: httpx.Response, pending: lis
     async def relay() -> AsyncIterator[bytes]:
         status = resp.status_code
         try:
-            for chunk in pending:
-                yield chunk
+            if pending:  # what was held back, in one write
+                yield b"".join(pending)
             async for chunk in chunks:
                 yield chunk
         except Exception as exc:  # the stream has started: end it with an error event
