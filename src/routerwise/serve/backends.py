@@ -27,8 +27,8 @@ KEEPALIVE_EXPIRY_S = 3.0
 class Backend:
     """One backend's client and live state (mutated only on the event loop)."""
 
-    __slots__ = ("client", "failures", "healthy", "max_running", "model", "running",
-                 "served_name", "url")
+    __slots__ = ("client", "failures", "health_path", "healthy", "max_running", "model",
+                 "running", "served_name", "url")
 
     def __init__(self, spec: BackendSpec, client: httpx.AsyncClient, max_running: int) -> None:
         self.model, self.url, self.client = spec.model, spec.base_url, client
@@ -37,6 +37,7 @@ class Backend:
         self.running = 0
         self.healthy = True  # optimistic until the first check says otherwise
         self.failures = 0
+        self.health_path = "/health"  # "/v1/models" for servers without one (llama-cpp-python)
 
     @property
     def available(self) -> bool:
@@ -84,9 +85,16 @@ class BackendPool:
         self._task: asyncio.Task[None] | None = None
 
     async def check(self, backend: Backend) -> bool:
-        """One health check: ``GET /health`` answers 2xx within the connect timeout."""
+        """One health check: ``GET /health`` answers 2xx within the connect timeout. A
+        server without ``/health`` (404: llama-cpp-python's) is probed on ``/v1/models``
+        from then on."""
         try:
-            resp = await backend.client.get("/health", timeout=self.cfg.connect_timeout_s)
+            resp = await backend.client.get(backend.health_path,
+                                            timeout=self.cfg.connect_timeout_s)
+            if resp.status_code == 404 and backend.health_path == "/health":
+                log.info("backend %s has no /health: probing /v1/models", backend.model)
+                backend.health_path = "/v1/models"
+                return await self.check(backend)
         except Exception:  # any transport failure means unhealthy
             return False
         return resp.is_success
