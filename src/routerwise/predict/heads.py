@@ -7,6 +7,13 @@ per model, fitted on out-of-fold ridge outputs, turns the raw output into an exp
 among :data:`ALPHAS` by the routing quality of those out-of-fold scores. Task names become
 one-hot columns (scaled by :data:`TASK_WEIGHT`); a prompt without a known task hint gets the
 task a :class:`TaskGuesser` reads from its features (the last, "unknown" column stays empty).
+
+Selection correction: routing takes each prompt's best-looking model, and the best of K noisy
+scores overstates that model's quality (winner's curse) even when every model is calibrated on
+its own. After the isotonic maps, each prompt's scores are shrunk towards their mean over the
+models, ``m + shrink × (s − m)``, with ``shrink`` in [0, 1] fitted on the same out-of-fold rows
+so that the argmax model's mean score equals its mean label there. The ranking of the models
+within a prompt is kept (only prices can change an argmax).
 """
 
 from __future__ import annotations
@@ -124,6 +131,7 @@ class CalibratedRidge:
     knots_x: FloatArray  # (K, M) increasing per row (padded by repeating the last knot)
     knots_y: FloatArray  # (K, M) in [0, 1], non-decreasing per row
     alpha: float = 1.0
+    shrink: float = 1.0  # selection correction (1: none)
     coef_by_feature: FloatArray = field(init=False, repr=False, compare=False)  # (D, K)
 
     def __post_init__(self) -> None:
@@ -142,12 +150,12 @@ class CalibratedRidge:
     def calibrate(self, raw: FloatArray) -> FloatArray:
         cols = [np.interp(raw[:, k], self.knots_x[k], self.knots_y[k])
                 for k in range(self.coef.shape[0])]
-        out: FloatArray = np.clip(np.column_stack(cols), 0.0, 1.0)
-        return out
+        return shrink_rows(np.clip(np.column_stack(cols), 0.0, 1.0), self.shrink)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"coef": self.coef, "intercept": self.intercept, "knots_x": self.knots_x,
-                "knots_y": self.knots_y, "alpha": np.array(self.alpha)}
+                "knots_y": self.knots_y, "alpha": np.array(self.alpha),
+                "shrink": np.array(self.shrink)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], k: int, d: int, path: Path,
@@ -157,11 +165,33 @@ class CalibratedRidge:
         kx, ky = arrays["knots_x"], arrays["knots_y"]
         if kx.ndim != 2 or kx.shape[0] != k or ky.shape != kx.shape:
             raise InputError(f"{path}: calibration knots have shapes {kx.shape}, {ky.shape}")
+        shrink = float(arrays["shrink"])
+        if not 0.0 <= shrink <= 1.0:
+            raise InputError(f"{path}: array 'shrink' is {shrink}, expected a value in [0, 1]")
         return cls(arrays["coef"].astype(np.float64), arrays["intercept"].astype(np.float64),
-                   kx.astype(np.float64), ky.astype(np.float64), float(arrays["alpha"]))
+                   kx.astype(np.float64), ky.astype(np.float64), float(arrays["alpha"]), shrink)
 
 
-HEAD_ARRAYS = ("coef", "intercept", "knots_x", "knots_y", "alpha")
+HEAD_ARRAYS = ("coef", "intercept", "knots_x", "knots_y", "alpha", "shrink")
+
+
+def shrink_rows(scores: FloatArray, shrink: float) -> FloatArray:
+    """Each row pulled towards its mean: ``m + shrink × (s − m)`` (stays in [0, 1])."""
+    if shrink == 1.0:
+        return scores
+    mean = scores.mean(axis=1, keepdims=True)
+    out: FloatArray = mean + shrink * (scores - mean)
+    return out
+
+
+def fit_shrink(scores: FloatArray, labels: FloatArray) -> float:
+    """The shrink in [0, 1] that makes the argmax model's mean score its mean label."""
+    rows, chosen = np.arange(len(labels)), np.argmax(scores, axis=1)
+    mean = float(scores.mean(axis=1).mean())
+    spread = float(scores[rows, chosen].mean()) - mean
+    if spread <= 1e-9:
+        return 1.0
+    return float(np.clip((float(labels[rows, chosen].mean()) - mean) / spread, 0.0, 1.0))
 
 
 def _ridge(features: Any, labels: FloatArray, alpha: float) -> tuple[FloatArray, FloatArray]:
@@ -206,10 +236,13 @@ class Candidate:
     knots: tuple[FloatArray, FloatArray]
     oof_quality: float  # mean label of the argmax model (unconstrained routing)
     oof_brier: float
+    shrink: float = 1.0  # selection correction fitted on the same rows
+    oof_estimate: float = 0.0  # mean corrected score of the argmax model (≈ oof_quality)
 
     def summary(self) -> dict[str, float]:
         return {"alpha": self.alpha, "oof_routing_quality": self.oof_quality,
-                "oof_brier": self.oof_brier}
+                "oof_brier": self.oof_brier, "shrink": self.shrink,
+                "oof_routing_estimate": self.oof_estimate}
 
 
 def _candidate(features: Any, labels: FloatArray, alpha: float, ids: np.ndarray) -> Candidate:
@@ -218,8 +251,11 @@ def _candidate(features: Any, labels: FloatArray, alpha: float, ids: np.ndarray)
     knots = (_pad([m[0] for m in maps]), _pad([m[1] for m in maps]))
     scores = np.column_stack([np.interp(raw[:, k], knots[0][k], knots[1][k])
                               for k in range(labels.shape[1])])
-    chosen = labels[np.arange(len(labels)), np.argmax(scores, axis=1)]
-    return Candidate(alpha, knots, float(chosen.mean()), float(np.mean((scores - labels) ** 2)))
+    rows, argmax = np.arange(len(labels)), np.argmax(scores, axis=1)
+    shrink = fit_shrink(scores, labels)
+    estimate = float(shrink_rows(scores, shrink)[rows, argmax].mean())
+    return Candidate(alpha, knots, float(labels[rows, argmax].mean()),
+                     float(np.mean((scores - labels) ** 2)), shrink, estimate)
 
 
 def select_alpha(features: Any, labels: FloatArray, alphas: tuple[float, ...],
@@ -246,4 +282,5 @@ def fit_calibrated_ridge(features: Any, labels: FloatArray, alphas: tuple[float,
         raise InputError(f"a predictor needs at least 2 training prompts, got {labels.shape[0]}")
     best, found = select_alpha(features, labels, alphas, rng)
     coef, intercept = _ridge(features, labels, best.alpha)
-    return CalibratedRidge(coef, intercept, best.knots[0], best.knots[1], best.alpha), found
+    return (CalibratedRidge(coef, intercept, best.knots[0], best.knots[1], best.alpha,
+                            best.shrink), found)

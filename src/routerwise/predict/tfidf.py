@@ -6,7 +6,10 @@ from its text (a ridge classifier on the same features). Why this design (measur
 ``benchmarks/predictor_quality.py``): one multi-output ridge on shared features fits all K
 models in one solve and regresses fractional labels directly; a per-model logistic regression
 on ``label > 0.5`` was slower and no better; isotonic calibration on out-of-fold outputs makes a
-score an expected quality so the dual prices can trade it against latency.
+score an expected quality so the dual prices can trade it against latency, and a selection
+correction fitted on the same out-of-fold rows keeps the routed (argmax) model's score from
+overstating its quality (``heads``). Prompts seen verbatim in training are moved towards their
+stored outcomes (``memory``; ``memory=False`` turns that off).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from routerwise.predict.heads import (
     fit_task_encoder,
     fit_task_guesser,
 )
+from routerwise.predict.memory import MEMORY_ARRAYS, OutcomeMemory, fit_memory
 from routerwise.predict.state import (
     STATE_JSON,
     STATE_NPZ,
@@ -58,8 +62,10 @@ class TfidfPredictor:
     kind: ClassVar[str] = "tfidf"
     needs_text: ClassVar[bool] = True
 
-    def __init__(self, alphas: tuple[float, ...] = ALPHAS) -> None:
+    def __init__(self, alphas: tuple[float, ...] = ALPHAS, memory: bool = True) -> None:
         self.alphas = tuple(float(a) for a in alphas)
+        self.memory = memory
+        self.memory_: OutcomeMemory | None = None
         self.selection_: list[dict[str, float]] = []
         self.models_: tuple[str, ...] = ()
         self.features_: TfidfFeatures | None = None
@@ -85,6 +91,7 @@ class TfidfPredictor:
         x = stack_features(text, onehot)
         self.head_, found = fit_calibrated_ridge(x, y, self.alphas, rng)
         self.selection_ = [c.summary() for c in found]
+        self.memory_ = fit_memory(cut, y) if self.memory else None
         self.models_ = tuple(models)
         return self
 
@@ -98,12 +105,14 @@ class TfidfPredictor:
         cut = check_texts(texts, None, self.kind)
         names = check_hints(hints, len(cut))
         if len(cut) == 1:
-            return self._predict_one(cut[0], names[0])
-        text = features.transform(cut)
-        onehot = None
-        if self.tasks_ is not None and self.guesser_ is not None:
-            onehot = self.tasks_.encode(self.guesser_.fill(names, text))
-        return head.predict(stack_features(text, onehot))
+            scores = self._predict_one(cut[0], names[0])
+        else:
+            text = features.transform(cut)
+            onehot = None
+            if self.tasks_ is not None and self.guesser_ is not None:
+                onehot = self.tasks_.encode(self.guesser_.fill(names, text))
+            scores = head.predict(stack_features(text, onehot))
+        return scores if self.memory_ is None else self.memory_.blend(cut, scores)
 
     def _predict_one(self, text: str, hint: str | None) -> FloatArray:
         """One prompt without building sparse matrices (the same numbers as a batch)."""
@@ -120,10 +129,12 @@ class TfidfPredictor:
         features, head = self._fitted()
         arrays, meta = features.state()
         meta |= {"kind": self.kind, "alphas": list(self.alphas), "selection": self.selection_,
+                 "memory_prior": None if self.memory_ is None else self.memory_.prior,
                  "models": list(self.models_),
                  "tasks": None if self.tasks_ is None else list(self.tasks_.tasks)}
         guesser = {} if self.guesser_ is None else self.guesser_.arrays()
-        return write_state(directory, arrays | head.arrays() | guesser, meta)
+        memory = {} if self.memory_ is None else self.memory_.arrays()
+        return write_state(directory, arrays | head.arrays() | guesser | memory, meta)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
@@ -132,8 +143,12 @@ class TfidfPredictor:
         names = tuple(f"idf_{b}" for b in meta.get("blocks") or BLOCKS) + HEAD_ARRAYS
         if meta.get("tasks") is not None:
             names += GUESSER_ARRAYS
+        prior = meta.get("memory_prior")
+        if prior is not None:
+            names += MEMORY_ARRAYS
         arrays = read_arrays(npz, names)
-        out = cls(alphas=tuple(meta_field(meta, "alphas", list, directory / STATE_JSON)))
+        out = cls(alphas=tuple(meta_field(meta, "alphas", list, directory / STATE_JSON)),
+                  memory=prior is not None)
         out.selection_ = list(meta.get("selection") or [])
         out.models_ = tuple(meta_field(meta, "models", list, directory / STATE_JSON))
         out.features_ = TfidfFeatures.from_state(arrays, meta, directory / STATE_JSON)
@@ -144,4 +159,8 @@ class TfidfPredictor:
                                                    out.features_.num_features, npz)
         width = out.features_.num_features + (0 if tasks is None else len(tasks) + 1)
         out.head_ = CalibratedRidge.from_arrays(arrays, len(out.models_), width, npz)
+        if prior is not None:
+            out.memory_ = OutcomeMemory.from_arrays(
+                arrays, len(out.models_), float(meta_field(meta, "memory_prior", float, npz)),
+                npz)
         return out
