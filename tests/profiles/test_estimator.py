@@ -151,3 +151,22 @@ def test_sweep_ends_below_the_sustained_capacity() -> None:
     assert not frame["beyond_capacity"].any()
     # steady state: throughput of a stable rate is the offered rate
     np.testing.assert_allclose(frame["throughput_rps"], frame["rate_rps"], rtol=0.1)
+
+
+def test_a_shape_below_a_whole_gpu_is_profiled_next_to_a_busy_co_runner() -> None:
+    """``profile_steps`` charges the simulator's bandwidth contention of one co-runner whose
+    step is like its own: decode (bandwidth-bound) slows by ~bandwidth · (1 − f)²; a whole
+    GPU, or no contention model, is profiled alone."""
+    from routerwise.profiles.interference import NoInterference
+
+    model, gpu = get_model("mistral-7b"), get_gpu("a100")
+    half = InstanceShape(model, gpu, 1, 0.5)
+    alone, profiled = half.step_model(), half.profile_steps()
+    f = half.mps.compute_fraction(8, gpu.ridge_tokens)
+    expected = half.contention.factor(f, 1 - f, f)
+    assert profiled.decode_ms(8, 4096) == pytest.approx(alone.decode_ms(8, 4096) * expected)
+    assert profiled.decode_ms(8, 4096) > 1.15 * alone.decode_ms(8, 4096)
+    whole = InstanceShape(model, gpu, 1, 1.0)
+    assert whole.profile_steps().decode_ms(8, 4096) == whole.step_model().decode_ms(8, 4096)
+    quiet = InstanceShape(model, gpu, 1, 0.5, contention=NoInterference())
+    assert quiet.profile_steps().decode_ms(8, 4096) == alone.decode_ms(8, 4096)

@@ -44,12 +44,16 @@ def test_contract_keys_and_the_plans_routing(shared_plan: Path) -> None:
     assert abs(out["errors"]["quality"]) < 0.03  # type: ignore[index]
 
 
-def test_low_load_without_interference_meets_the_plans_prediction(shared_plan: Path) -> None:
-    """The engine model is the estimator's: at low load the prediction is met within 10%."""
-    out = _report(shared_plan, duration_s=400.0, interference=NoInterference())
+def test_low_load_meets_the_plans_prediction(shared_plan: Path) -> None:
+    """The engine model is the estimator's, and the estimator charges a shape below a whole
+    GPU the contention of one busy co-runner: at low load the prediction is met within 10%
+    with the default interference; without it the simulation is faster than planned."""
+    out = _report(shared_plan, duration_s=400.0)
     assert abs(out["errors"]["ttft_mean"]) < 0.10  # type: ignore[index]
+    alone = _report(shared_plan, duration_s=400.0, interference=NoInterference())
+    assert alone["errors"]["ttft_mean"] < 0  # type: ignore[index]
     for m in ("a", "b"):
-        assert out["per_model"][m]["interference_slowdown"] == 1.0  # type: ignore[index]
+        assert alone["per_model"][m]["interference_slowdown"] == 1.0  # type: ignore[index]
 
 
 def test_co_located_instances_interfere_and_say_so(shared_plan: Path) -> None:

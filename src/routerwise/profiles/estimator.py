@@ -7,7 +7,8 @@ tpot_mean_ms, e2e_mean_ms, throughput_rps, gpu, tp, mps_share, provenance='estim
 
 Every number is what a *stable server sustains*, measured in steady state by the engine
 simulation (``engine_sim``) whose step times come from aiconfigurator's kernel data
-(``aic_steps``) slowed by the MPS model (``mps``):
+(``aic_steps``) slowed by the MPS model (``mps``) and, below a whole GPU, by the memory-
+bandwidth contention of one busy co-runner (``interference``; ``InstanceShape.profile_steps``):
 
 * the shape's capacity (``sustained_capacity``) is the completion rate while a standing
   queue keeps the engine full — a backlog served FCFS, counted from when a quarter of it has
@@ -60,6 +61,11 @@ from routerwise.profiles.engine_sim import (
     backlog_throughput,
     simulate,
 )
+from routerwise.profiles.interference import (
+    DEFAULT_INTERFERENCE,
+    AssumedCoRunners,
+    InterferenceModel,
+)
 from routerwise.profiles.memory import DEFAULT_MEMORY, MemoryModel, check_share, kv_capacity_tokens
 from routerwise.profiles.mps import DEFAULT_MPS, MpsModel
 from routerwise.profiles.table import (
@@ -92,7 +98,8 @@ MAX_RUN_REQUESTS = 20_000
 #: mean TTFT (the queue grows through the run).
 UNSTABLE_GROWTH = 2.0
 #: 2: entries carry a header line with a row count and checksum; 3: steady-state points
-#: (warm-up and drain excluded), sustained capacity, a ``beyond_capacity`` column.
+#: (warm-up and drain excluded), sustained capacity, a ``beyond_capacity`` column, MPS
+#: co-runner contention below a whole GPU.
 _CACHE_SCHEMA = 3
 _ENTRY_MAGIC = "# routerwise-profile-cache"
 
@@ -145,6 +152,11 @@ class TokenLengths:
         return h.hexdigest()
 
 
+#: Busy co-runners assumed beside a shape below a whole GPU: the planner fills a GPU's other
+#: share with other instances, and under load a continuous-batching engine is always busy.
+ASSUMED_CO_RUNNERS = 1.0
+
+
 class ScaledSteps:
     """Step times of a full-GPU ``StepModel`` slowed by an MPS share."""
 
@@ -172,6 +184,8 @@ class InstanceShape:
     engine: EngineConfig = EngineConfig()  # noqa: RUF009 (frozen, so sharing is safe)
     memory: MemoryModel = DEFAULT_MEMORY
     mps: MpsModel = DEFAULT_MPS
+    #: Contention charged to a shape below a whole GPU (``profile_steps``).
+    contention: InterferenceModel = DEFAULT_INTERFERENCE
 
     def __post_init__(self) -> None:
         check_tp(self.model, self.tp)
@@ -181,8 +195,20 @@ class InstanceShape:
         return kv_capacity_tokens(self.model, self.gpu, self.tp, self.mps_share, self.memory)
 
     def step_model(self) -> StepModel:
+        """Step times of the instance alone at its share (the cluster simulator adds the
+        contention of the co-runners it actually has)."""
         base = step_times(self.model, self.gpu.aic_system, self.tp)
         return ScaledSteps(base, self.mps_share, self.gpu.ridge_tokens, self.mps)
+
+    def profile_steps(self) -> StepModel:
+        """Step times a profile is estimated with: below a whole GPU, next to
+        ``ASSUMED_CO_RUNNERS`` busy co-runners (``profiles/interference.py``), because a
+        plan gives the rest of a shared GPU to other instances."""
+        alone = self.step_model()
+        if self.mps_share >= 1.0 or not self.contention.active:
+            return alone
+        return AssumedCoRunners(alone, self.gpu.ridge_tokens, self.mps, self.contention,
+                                ASSUMED_CO_RUNNERS)
 
 
 def _check_rates(rates_rps: Sequence[float]) -> tuple[float, ...]:
@@ -231,7 +257,7 @@ def sustained_capacity(shape: InstanceShape, lengths: TokenLengths, num_requests
     """Completion rate of a backlog of ``max(num_requests, 10 · max_num_seqs)`` requests
     while its queue lasts, warm-up and drain excluded (``engine_sim.backlog_throughput``)."""
     cap = shape.kv_capacity_tokens()
-    steps = shape.step_model()
+    steps = shape.profile_steps()
     n = max(num_requests, 10 * shape.engine.max_num_seqs)
     isl, osl = lengths.sample(np.random.default_rng(seed), n)
     arrivals = np.zeros(n)
@@ -333,7 +359,7 @@ def estimate_profile(
         raise InputError(f"{sweep_points=} must be >= 2")
     shape = InstanceShape(model, gpu, tp, mps_share, engine or EngineConfig())
     cap = shape.kv_capacity_tokens()
-    steps = shape.step_model()
+    steps = shape.profile_steps()
     rates = None if rates_rps is None else _check_rates(rates_rps)
     capacity = sustained_capacity(shape, lengths, num_requests, seed)
     if rates is None:
@@ -363,6 +389,7 @@ def cache_key(
         "tp": tp, "mps_share": float(mps_share),
         "rates": None if rates_rps is None else [float(r) for r in rates_rps],
         "lengths": lengths.digest(), "mps": asdict(DEFAULT_MPS), "memory": asdict(DEFAULT_MEMORY),
+        "contention": [DEFAULT_INTERFERENCE.describe(), ASSUMED_CO_RUNNERS],
         "params": {k: asdict(v) if isinstance(v, EngineConfig) else v for k, v in params.items()},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -12,7 +12,7 @@ the next step of an engine (``profiles.engine_sim.Engine``, the same engine mode
 estimator's). An engine's decode jump ends by the next arrival its model may receive and, when
 it shares a GPU with others, by their next step boundary, so co-runners see each other's
 activity step by step; each step is slowed by the interference model
-(``simulate/interference.py``) from the co-runners busy at its start.
+(``profiles/interference.py``) from the co-runners busy at its start.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from routerwise.profiles.engine_sim import Engine, EngineConfig, StepModel
+from routerwise.profiles.interference import ContendedSteps, InterferenceModel
 from routerwise.profiles.mps import MpsModel
-from routerwise.simulate.interference import InterferenceModel
 from routerwise.spec.core import FloatArray, readonly
 
 IntArray = NDArray[np.int64]
@@ -71,40 +71,13 @@ class ClusterResult:
     steps: int  # engine steps simulated
 
 
-class _Contended:
-    """A step model slowed by the interference of busy co-runners (set before each step)."""
-
-    __slots__ = ("base", "co_bandwidth", "co_compute", "factor", "interference", "mps",
-                 "own_fraction", "ridge")
-
-    def __init__(self, base: StepModel, ridge: float, mps: MpsModel,
-                 interference: InterferenceModel) -> None:
-        self.base, self.ridge, self.mps, self.interference = base, ridge, mps, interference
-        self.co_bandwidth = self.co_compute = 0.0
-        self.factor = 1.0
-        self.own_fraction = 0.0
-
-    def _scaled(self, t_ms: float, tokens: int) -> float:
-        f = self.mps.compute_fraction(tokens, self.ridge)
-        self.own_fraction = f
-        self.factor = self.interference.factor(f, self.co_bandwidth, self.co_compute)
-        return t_ms * self.factor
-
-    def decode_ms(self, seqs: int, kv: int) -> float:
-        return self._scaled(self.base.decode_ms(seqs, kv), seqs)
-
-    def mixed_ms(self, chunks: list[tuple[int, int]], seqs: int, kv: int) -> float:
-        tokens = seqs + sum(c for c, _ in chunks)
-        return self._scaled(self.base.mixed_ms(chunks, seqs, kv), tokens)
-
-
 class _Cluster:
     """State of one run (private: the API is :func:`run_cluster`)."""
 
     def __init__(self, instances: list[InstanceModel], requests: Requests,
                  interference: InterferenceModel, num_models: int) -> None:
         self.req = requests
-        self.contended: list[_Contended | None] = []
+        self.contended: list[ContendedSteps | None] = []
         self.engines: list[Engine] = []
         self.co: list[list[list[int]]] = []  # per instance, per GPU: the other instances there
         for i, inst in enumerate(instances):
@@ -113,7 +86,7 @@ class _Cluster:
             self.co.append([o for o in others if o])
             wrap = None
             if interference.active and self.co[i]:
-                wrap = _Contended(inst.steps, inst.ridge_tokens, inst.mps, interference)
+                wrap = ContendedSteps(inst.steps, inst.ridge_tokens, inst.mps, interference)
             self.contended.append(wrap)
             self.engines.append(Engine(inst.kv_capacity_tokens, inst.config, wrap or inst.steps))
         self.model_of = [inst.model_index for inst in instances]
@@ -164,7 +137,7 @@ class _Cluster:
     def _next_arrival(self, m: int) -> float:
         return self.model_times[m][self.model_next[m]]
 
-    def _couple(self, i: int, wrap: _Contended) -> float:
+    def _couple(self, i: int, wrap: ContendedSteps) -> float:
         """Set co-runner loads on ``wrap``; return the time by which the step must end."""
         until = math.inf
         best_bw = best_c = 0.0

@@ -65,7 +65,9 @@ class Diagnosis:
 def steady_state_ttft_ms(shape: InstanceShape, input_tokens: np.ndarray,
                          output_tokens: np.ndarray, rate_rps: float, duration_s: float,
                          seed: int = 0) -> float | None:
-    """Mean TTFT of one instance alone at ``rate_rps`` (Poisson), warm-up excluded."""
+    """Mean TTFT of one instance at ``rate_rps`` (Poisson), warm-up excluded, with the step
+    times its profile assumes (``InstanceShape.profile_steps``: below a whole GPU, one busy
+    co-runner)."""
     if rate_rps <= 0:
         return None
     n = int(min(_REF_MAX, max(_REF_MIN, rate_rps * duration_s)))
@@ -74,7 +76,7 @@ def steady_state_ttft_ms(shape: InstanceShape, input_tokens: np.ndarray,
     idx = rng.integers(0, len(input_tokens), n)
     try:
         res = simulate(arrivals, input_tokens[idx], output_tokens[idx],
-                       shape.kv_capacity_tokens(), shape.engine, shape.step_model())
+                       shape.kv_capacity_tokens(), shape.engine, shape.profile_steps())
     except InfeasibleError:
         return None
     return float(np.mean(res.ttft_ms[int(_REF_WARMUP * n):]))

@@ -190,12 +190,13 @@ def emulated_engine(model: str, gpu: str, tp: int, mps_share: float,
                     default_output_tokens: int = DEFAULT_OUTPUT_TOKENS
                     ) -> tuple[EmulatedEngine, EmulatorInfo]:
     """The emulated instance of a catalog model on a catalog GPU (step times from
-    aiconfigurator, slowed by the MPS share)."""
+    aiconfigurator, slowed by the MPS share and, below a whole GPU, by the estimator's
+    assumed busy co-runner: ``InstanceShape.profile_steps``)."""
     from routerwise.profiles.estimator import InstanceShape
     from routerwise.spec.catalog import get_gpu, get_model
 
     shape = InstanceShape(get_model(model), get_gpu(gpu), tp, mps_share)
-    steps = shape.step_model()
+    steps = shape.profile_steps()  # as profiled: below a whole GPU, next to a busy co-runner
     steps.mixed_ms([(16, 16)], 1, 16)  # the first query loads aiconfigurator's data (~0.5 s):
     steps.decode_ms(1, 16)  # do it before serving, not inside the first request's step
     engine = EmulatedEngine(shape.kv_capacity_tokens(), steps, shape.engine,

@@ -30,88 +30,29 @@ that reading leaves no room for contention and says the SM-cap model is pessimis
 prefill. ``benchmarks/interference.py`` prints both readings. It is one measurement on one
 pair of models: re-fit from your own (``--interference bandwidth:bandwidth=X,compute=Y``).
 
+The model itself (``InterferenceModel``, ``BandwidthContention``, the step wrappers) lives in
+``profiles/interference.py``, shared with the profile estimator, which charges the same
+contention to every shape below a whole GPU (one busy co-runner assumed); this module
+parses the command line's choice.
+
 Pluggable (docs/architecture.md §6.5): ``InterferenceModel`` protocol + ``INTERFERENCE_MODELS``
 registry (``none``, ``bandwidth``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Protocol
 
 from routerwise.errors import InputError
+from routerwise.profiles.interference import (
+    DEFAULT_INTERFERENCE,
+    BandwidthContention,
+    InterferenceModel,
+    NoInterference,
+)
 
-
-class InterferenceModel(Protocol):
-    """Slowdown of one step from the busy co-runners on the same GPU."""
-
-    @property
-    def active(self) -> bool:
-        """False when the model never slows anything (the simulator skips the bookkeeping)."""
-        ...
-
-    def factor(self, own_compute_fraction: float, co_bandwidth: float,
-               co_compute: float) -> float:
-        """Step-time multiplier ≥ 1; ``co_*`` are sums over busy co-runners of their
-        bandwidth-bound (1 − f) and compute-bound (f) fractions."""
-        ...
-
-    def params(self) -> dict[str, float]: ...
-
-    def describe(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class NoInterference:
-    """Co-located instances do not affect each other (the planner's assumption)."""
-
-    @property
-    def active(self) -> bool:
-        return False
-
-    def factor(self, own_compute_fraction: float, co_bandwidth: float,
-               co_compute: float) -> float:
-        return 1.0
-
-    def params(self) -> dict[str, float]:
-        return {}
-
-    def describe(self) -> str:
-        return "none"
-
-
-@dataclass(frozen=True, slots=True)
-class BandwidthContention:
-    """Memory-bandwidth contention between MPS co-runners (module docstring)."""
-
-    bandwidth: float = 0.28
-    compute: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("bandwidth", "compute"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise InputError(f"interference {name}={value!r} must be a finite number >= 0")
-
-    @property
-    def active(self) -> bool:
-        return self.bandwidth > 0 or self.compute > 0
-
-    def factor(self, own_compute_fraction: float, co_bandwidth: float,
-               co_compute: float) -> float:
-        f = own_compute_fraction
-        return 1.0 + self.bandwidth * (1.0 - f) * co_bandwidth + self.compute * f * co_compute
-
-    def params(self) -> dict[str, float]:
-        return asdict(self)
-
-    def describe(self) -> str:
-        return f"bandwidth (bandwidth={self.bandwidth:g}, compute={self.compute:g})"
-
-
-DEFAULT_INTERFERENCE = BandwidthContention()
+__all__ = ["DEFAULT_INTERFERENCE", "INTERFERENCE_MODELS", "BandwidthContention",
+           "InterferenceModel", "NoInterference", "parse_interference"]
 
 
 def _kwargs(arg: str, allowed: tuple[str, ...], name: str) -> dict[str, float]:
