@@ -3,6 +3,7 @@
 ``RouterWiseError``
 ├── ``InputError``        bad user input: a file, field or value; exit code 1
 │   └── ``SpecError``     a spec file field
+├── ``SolverError``     a numerical solver (HiGHS) returned no answer; exit code 1
 └── ``InfeasibleError``   an expected outcome (no routing or setup meets the SLO,
                           a model that fits nowhere); exit code 2, with what *is* reachable
 
@@ -29,6 +30,12 @@ class InputError(RouterWiseError, ValueError):
 
 class SpecError(InputError):
     """A spec file field is missing or invalid."""
+
+
+class SolverError(RouterWiseError):
+    """A solver (HiGHS) returned no usable answer; the message carries its status."""
+
+    exit_code = 1
 
 
 class InfeasibleError(RouterWiseError):

@@ -90,7 +90,7 @@ def test_human_summary(tmp_path: Path) -> None:
     code, stdout, _ = plan("--spec", str(write_spec(tmp_path)), "--out", str(tmp_path / "o"),
                            "--executor", "serial")
     assert code == 0
-    for text in ("Setup on 2× H100-SXM", "Routing at 6 req/s", "Baselines", "search:",
+    for text in ("Setup on 2× H100-SXM", "Routing at 6 req/s", "Baselines", "search (lagrangian):",
                  "quality spread"):
         assert text in stdout
 

@@ -43,8 +43,17 @@ def plan(
     profiles: list[Path] = typer.Option([], "--profiles", metavar="FILE",
                                         help="Profile CSVs to use before "
                                         "estimating (rows with gpu, tp, mps_share)."),
-    executor: Literal["serial", "process"] = typer.Option(
-        "process", "--executor", metavar="[serial|process]", help="serial or process."),
+    search: Literal["lagrangian", "exhaustive"] = typer.Option(
+        "lagrangian", "--search", metavar="[lagrangian|exhaustive]",
+        help="lagrangian: scales to many models and GPUs and reports a proven upper bound "
+        "and gap; exhaustive: every placeable setup (small problems, the reference)."),
+    executor: Literal["serial", "process", "ray"] = typer.Option(
+        "process", "--executor", metavar="[serial|process|ray]",
+        help="Where setups are evaluated: serial, process (a local pool) or ray (pip "
+        "install 'routerwise[ray]')."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", metavar="ADDR", help="Ray cluster to join with --executor "
+        "ray (default: start a local one; 'auto' joins a running one)."),
     workers: int | None = typer.Option(None, "--workers", metavar="N",
                                        help="Processes (default: CPUs)."),
     predictor: Path | None = typer.Option(
@@ -56,7 +65,7 @@ def plan(
     """Plan GPUs (tp, replicas, MPS share per model) and routing prices within a latency SLO."""
     from routerwise.plan.inputs import resolve_spec
 
-    run_or_exit(lambda: _preflight(out, workers))
+    run_or_exit(lambda: _preflight(out, workers, executor, ray_address))
     spec_obj, source, spec_path = run_or_exit(lambda: resolve_spec(scenario, spec, rate_rps,
                                                                      slo_ms))
     tables = [run_or_exit(lambda p=p: load_profiles(p)) for p in profiles]  # type: ignore[misc]
@@ -64,7 +73,7 @@ def plan(
                   TimeElapsedColumn(), console=err_console, transient=True,
                   disable=as_json) as bars:
         shapes_bar = bars.add_task("latency profiles", total=None)
-        search_bar = bars.add_task("enumerating setups", total=None, visible=False)
+        search_bar = bars.add_task("searching setups", total=None, visible=False)
 
         def on_profile(i: int, n: int, what: str) -> None:
             bars.update(shapes_bar, completed=i, total=n, description=f"profiles: {what}")
@@ -74,7 +83,8 @@ def plan(
         try:
             run = run_or_exit(lambda: make_plan(
                 spec_obj, source, spec_path, supplied=tables, predictor=predictor,
-                config=SearchConfig(executor=executor, workers=workers),
+                config=SearchConfig(method=search, executor=executor, workers=workers,
+                                    ray_address=ray_address),
                 profile_progress=on_profile,
                 enumeration_progress=lambda n: bars.update(
                     search_bar, visible=True,
@@ -98,10 +108,13 @@ def plan(
         raise typer.Exit(2)
 
 
-def _preflight(out: Path, workers: int | None) -> None:
+def _preflight(out: Path, workers: int | None, executor: str, ray_address: str | None
+               ) -> None:
     check_out_dir(out, "--out")
     if workers is not None and workers < 1:
         raise InputError(f"--workers {workers}: must be >= 1")
+    if ray_address is not None and executor != "ray":
+        raise InputError(f"--ray-address {ray_address}: only with --executor ray")
 
 
 def _title(plan: Plan) -> str:
@@ -202,10 +215,19 @@ def _render_baselines(plan: Plan) -> None:
 def _render_search(plan: Plan) -> None:
     s = plan.search
     spread = f"{s.spread:.0%}" if s.spread is not None else "—"
+    tail = (f"in {s.seconds:.1f} s  ·  quality spread {_fmt(s.quality_min, '.3f')}–"
+            f"{_fmt(s.quality_max, '.3f')} ({spread})")
+    bound = ("" if s.upper_bound is None else
+             f"  ·  upper bound {s.upper_bound:.4f}, gap {_fmt(s.gap, '.2%')}")
+    if s.method == "lagrangian":
+        console.print(
+            f"search (lagrangian): {s.enumerated:,} combinations, none enumerated: "
+            f"{s.dual_iterations} dual points priced by HiGHS, {s.evaluated:,} setups solved "
+            f"(+ {s.baselines_evaluated} baseline setups) {tail}{bound}", highlight=False)
+        return
     console.print(
         f"search: {s.enumerated:,} enumerated → {s.retained:,} placeable = {s.dominated:,} "
         f"dominated + {s.non_dominated:,} non-dominated = {s.evaluated:,} solved + "
         f"{s.pruned_by_bound:,} pruned by bound + {s.over_capacity:,} over capacity "
-        f"(+ {s.baselines_evaluated} baseline setups) in {s.seconds:.1f} s  ·  quality spread "
-        f"{_fmt(s.quality_min, '.3f')}–{_fmt(s.quality_max, '.3f')} ({spread})",
+        f"(+ {s.baselines_evaluated} baseline setups) {tail}{bound}",
         highlight=False)

@@ -165,9 +165,13 @@ def _search_summary(search: SearchResult, feasible_q: tuple[float, ...]) -> Sear
         quality_min=_num(feasible_q[0]) if feasible_q else None,
         quality_max=_num(feasible_q[-1]) if feasible_q else None,
         spread=_num(spread) if spread is not None else None,
-        spread_over="evaluated setups (baselines included) and a uniform sample of "
-                    "retained ones",
-        feasible_evaluated=len(feasible_q))
+        spread_over=("evaluated setups (baselines included) and a uniform sample of "
+                     "retained ones") if search.method == "exhaustive"
+        else "evaluated setups (baselines included)",
+        feasible_evaluated=len(feasible_q), method=search.method,
+        upper_bound=_num(search.upper_bound) if math.isfinite(search.upper_bound) else None,
+        gap=_num(search.gap) if feasible_q and math.isfinite(search.gap) else None,
+        dual_iterations=search.dual_iterations)
 
 
 def _provenance(inputs: PlanInputs, shapes: ShapeProfiles) -> PlanProvenance:

@@ -15,8 +15,9 @@ from routerwise.plan.inputs import PlanInputs, drop_unusable, plan_inputs
 from routerwise.plan.shapes import ShapeProfiles, shape_profiles
 from routerwise.profiles.table import ProfileTable
 from routerwise.search.evaluate import EvalContext
+from routerwise.search.methods import run_search
 from routerwise.search.resolve import setup_curves
-from routerwise.search.search import SearchConfig, search_setups
+from routerwise.search.search import SearchConfig
 from routerwise.search.space import shape_of
 from routerwise.spec.deployment import InstanceShape
 from routerwise.spec.spec_file import Spec
@@ -83,7 +84,7 @@ def make_plan(
         inputs = drop_unusable(inputs, shapes.unusable)
     ctx = context(inputs, shapes.curves)
     c = spec.cluster
-    search = search_setups(ctx, inputs.options, c.num_gpus, c.gpus_per_node, config,
+    search = run_search(ctx, inputs.options, c.num_gpus, c.gpus_per_node, config,
                            progress=search_progress, enumeration_progress=enumeration_progress)
     return PlanRun(built=build_plan(inputs, shapes, ctx, search), inputs=inputs, shapes=shapes,
                    ctx=ctx)

@@ -11,6 +11,7 @@ Each returns candidate setups; the search evaluates them and keeps the best per 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 from routerwise.search.enumerate import PlacedSetup
@@ -36,6 +37,42 @@ def place(options: Sequence[ModelOptions], chosen: Sequence[DeploymentOption | N
     instances = tuple(inst for i in range(len(options)) for inst in placed.get(i, ()))
     setup = SetupOption(tuple(o.model for o in options), tuple(chosen))
     return PlacedSetup(setup, instances, dominated=False)
+
+
+def place_variants(options: Sequence[ModelOptions],
+                   variants: Sequence[Sequence[DeploymentOption | None]], num_gpus: int,
+                   gpus_per_node: int, max_tries: int = 2000) -> PlacedSetup | None:
+    """The first placeable combination of per-model ``variants`` (each list in order of
+    preference), depth-first with models in decreasing size and placement as it goes."""
+    order = sorted(range(len(options)), key=lambda i: -options[i].arch.params_b)
+    chosen: list[DeploymentOption | None] = [None] * len(options)
+    placed: dict[int, tuple[UnitInstance, ...]] = {}
+    tries = 0
+
+    def walk(depth: int, loads: list[int]) -> bool:
+        nonlocal tries
+        if depth == len(order):
+            return True
+        i = order[depth]
+        for dep in variants[i]:
+            tries += 1
+            if tries > max_tries:
+                return False
+            if dep is None:
+                res: tuple[list[int], tuple[UnitInstance, ...]] | None = (loads, ())
+            else:
+                res = place_deployment(loads, options[i].model, dep, gpus_per_node)
+            if res is not None:
+                chosen[i], placed[i] = dep, res[1]
+                if walk(depth + 1, res[0]):
+                    return True
+        return False
+
+    if not walk(0, [0] * num_gpus):
+        return None
+    instances = tuple(inst for i in range(len(options)) for inst in placed.get(i, ()))
+    return PlacedSetup(SetupOption(tuple(o.model for o in options), tuple(chosen)), instances,
+                       dominated=False)
 
 
 def budget_split(options: Sequence[ModelOptions], weights: Sequence[float], num_gpus: int,
@@ -86,14 +123,25 @@ def single_model_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per
     return out
 
 
-def baseline_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int
-                    ) -> dict[str, list[PlacedSetup]]:
-    """Candidate setups of each baseline (possibly none: then that baseline is infeasible)."""
+def isolated_combinations(options: Sequence[ModelOptions]) -> int:
+    """How many whole-GPU combinations :func:`isolated_setups` would try."""
+    return math.prod(sum(1 for d in o.options if d.share_units == SHARE_UNITS) for o in options)
+
+
+def baseline_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int,
+                    isolated_limit: int | None = None) -> dict[str, list[PlacedSetup]]:
+    """Candidate setups of each baseline (possibly none: then that baseline is infeasible).
+
+    With ``isolated_limit``, ``isolated`` is left out (no key) when it has more whole-GPU
+    combinations than that: the caller searches it instead of listing it.
+    """
     equal = budget_split(options, [1.0] * len(options), num_gpus, gpus_per_node)
     sized = budget_split(options, [o.arch.params_b for o in options], num_gpus, gpus_per_node)
-    return {
+    out = {
         "equal_split": [equal] if equal else [],
         "size_proportional": [sized] if sized else [],
-        "isolated": isolated_setups(options, num_gpus, gpus_per_node),
         "best_single_model": single_model_setups(options, num_gpus, gpus_per_node),
     }
+    if isolated_limit is None or isolated_combinations(options) <= isolated_limit:
+        out["isolated"] = isolated_setups(options, num_gpus, gpus_per_node)
+    return out

@@ -31,6 +31,7 @@ from routerwise.search.space import ModelOptions
 from routerwise.spec.deployment import Setup
 
 Status = Literal["feasible", "infeasible", "pruned_bound", "sampled_out"]
+MethodName = Literal["lagrangian", "exhaustive"]
 Progress = Callable[[int, int], None]
 
 
@@ -55,29 +56,44 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
+    method: str = "lagrangian"  # or "exhaustive" (the reference, for small problems)
     executor: str = "process"
     workers: int | None = None
     batch_size: int = 48
     spread_sample: int = 200  # random retained setups evaluated for the quality spread
     seed: int = 0
+    bound_budget_s: float = 120.0  # wall time the bundle method may spend on the bound
+    ray_address: str | None = None  # executor "ray": the cluster to join (None: local)
 
 
 @dataclass(slots=True)
 class SearchResult:
+    """What a search found. Counts of the enumeration are None when it did not enumerate."""
+
     candidates: list[Candidate]
     enumerated: int
-    retained: int
-    dominated: int
+    retained: int | None
+    dominated: int | None
     evaluated: int
-    pruned: int
+    pruned: int | None
     seconds: float
     sampled: int
-    over_capacity: int = 0  # non-dominated setups whose capacity is below the rate (unsolved)
-    non_dominated: int = 0  # = evaluated + pruned + over_capacity
+    over_capacity: int | None = 0  # non-dominated setups with capacity below the rate
+    non_dominated: int | None = 0  # = evaluated + pruned + over_capacity
     baselines_evaluated: int = 0  # baseline setups solved (counted apart)
+    method: MethodName = "exhaustive"
+    upper_bound: float = math.nan  # proven: no placeable setup's quality exceeds it
+    dual_iterations: int = 0  # points of the Lagrangian bound evaluated (lagrangian)
+
+    @property
+    def gap(self) -> float:
+        """(upper bound − best quality found) / upper bound; nan without a feasible setup."""
+        best = max((c.quality for c in self.candidates if c.status == "feasible"),
+                   default=math.nan)
+        return (self.upper_bound - best) / self.upper_bound if self.upper_bound > 0 else math.nan
 
 
-def _candidate(ps: PlacedSetup, gpu_type: str, index: int, out: Outcome | None, bound: float,
+def make_candidate(ps: PlacedSetup, gpu_type: str, index: int, out: Outcome | None, bound: float,
                ceiling_hit: bool, baselines: tuple[str, ...] = ()) -> Candidate:
     setup = typed_setup(ps.setup, ps.instances, gpu_type)
     if out is None:
@@ -113,7 +129,7 @@ def search_setups(
     tags = [b for _, b in seeds] + [()] * (len(everything) - len(seeds))
     n_seed, n_pool = len(seeds), len(pool)
     outcomes: dict[int, Outcome] = {}
-    executor = make_executor(config.executor, ctx, config.workers)
+    executor = make_executor(config.executor, ctx, config.workers, config.ray_address)
     done = 0
     total = 0  # setups scheduled so far: the bar's total grows as the search decides
 
@@ -141,9 +157,16 @@ def search_setups(
     finally:
         executor.close()
     candidates = [
-        _candidate(ps, ctx.gpu_type, i, outcomes.get(i), float(bounds[i]), ceiling_hit, tags[i])
+        make_candidate(ps, ctx.gpu_type, i, outcomes.get(i), float(bounds[i]), ceiling_hit, tags[i])
         for i, ps in enumerate(everything)]
     evaluated = sum(1 for i in outcomes if n_seed <= i < n_seed + n_pool)
+    best = _best(outcomes)
+    pruned_bounds = [float(bounds[i]) for i in range(n_seed, n_seed + n_pool)
+                     if i not in outcomes]
+    # every non-dominated setup was solved or bounded below the best (+ the bound's slack);
+    # a dominated one is never better than its non-dominated upgrade
+    upper = (max([best, *pruned_bounds]) if best > -math.inf and not ceiling_hit
+             else best if ceiling_hit else math.nan)
     over_capacity = sum(1 for i in range(n_seed, n_seed + n_pool)
                         if i not in outcomes and bounds[i] == -math.inf)
     return SearchResult(
@@ -152,6 +175,7 @@ def search_setups(
         pruned=n_pool - evaluated - over_capacity,
         seconds=time.perf_counter() - start, sampled=len(everything) - n_seed - n_pool,
         over_capacity=over_capacity, non_dominated=n_pool, baselines_evaluated=n_seed,
+        method="exhaustive", upper_bound=upper,
     )
 
 

@@ -35,6 +35,7 @@ PLAN_FILE = "plan.json"
 PROFILES_FILE = "profiles.csv"
 _EDGE = ConfigDict(extra="forbid")
 OptFloat = float | None
+OptInt = int | None
 
 
 def _d(text: str) -> Any:
@@ -108,16 +109,20 @@ class SearchSummary:
     __pydantic_config__ = _EDGE
     enumerated: Annotated[int, _d("Every combination of per-model options, memory-infeasible "
                                   "shapes and 'not deployed' included.")]
-    retained: Annotated[int, _d("Combinations that fit in memory and are placed on the GPUs "
-                                "= dominated + non_dominated.")]
-    dominated: Annotated[int, _d("Retained setups one upgrade away from another retained "
-                                 "one (never better; not solved).")]
-    non_dominated: Annotated[int, _d("Retained setups that are not dominated = evaluated + "
-                                     "pruned_by_bound + over_capacity.")]
-    evaluated: Annotated[int, _d("Non-dominated setups solved by the routing solver.")]
-    pruned_by_bound: Annotated[int, _d("Non-dominated setups whose quality bound could not "
-                                       "beat the best found.")]
-    over_capacity: Annotated[int, _d("Non-dominated setups whose capacity is below the rate.")]
+    retained: Annotated[OptInt, _d("Combinations that fit in memory and are placed on the "
+                                   "GPUs = dominated + non_dominated (null: not enumerated, "
+                                   "method lagrangian).")]
+    dominated: Annotated[OptInt, _d("Retained setups one upgrade away from another retained "
+                                    "one (never better; not solved; null: not enumerated).")]
+    non_dominated: Annotated[OptInt, _d("Retained setups that are not dominated = evaluated "
+                                        "+ pruned_by_bound + over_capacity (null: not "
+                                        "enumerated).")]
+    evaluated: Annotated[int, _d("Setups solved by the routing solver, baselines apart "
+                                 "(exhaustive: non-dominated ones).")]
+    pruned_by_bound: Annotated[OptInt, _d("Non-dominated setups whose quality bound could "
+                                          "not beat the best found (null: not enumerated).")]
+    over_capacity: Annotated[OptInt, _d("Non-dominated setups whose capacity is below the "
+                                        "rate (null: not enumerated).")]
     baselines_evaluated: Annotated[int, _d("Baseline setups solved (counted apart).")]
     sampled_for_spread: Annotated[int, _d("Dominated setups solved only to measure the "
                                           "quality spread.")]
@@ -127,6 +132,17 @@ class SearchSummary:
     spread: Annotated[OptFloat, _d("quality_max / quality_min − 1.")]
     spread_over: Annotated[str, _d("Which setups the spread is measured over.")]
     feasible_evaluated: Annotated[int, _d("Solved setups (any kind) that meet the SLO.")]
+    method: Annotated[Literal["lagrangian", "exhaustive"], _d(
+        "How setups were searched: 'lagrangian' (pricing by HiGHS, a bundle method on the "
+        "duals, bounded local search) or 'exhaustive' (every placeable setup).")] = "exhaustive"
+    upper_bound: Annotated[OptFloat, _d(
+        "Proven upper bound on the predicted quality of any placeable setup (weak Lagrangian "
+        "duality; exhaustive: the best bound of any setup not solved). Null when no setup "
+        "meets the SLO.")] = None
+    gap: Annotated[OptFloat, _d("(upper_bound − quality of the chosen setup) / upper_bound: "
+                                "how far from optimal the plan can be.")] = None
+    dual_iterations: Annotated[int, _d("Dual points at which the Lagrangian bound was "
+                                       "evaluated (0 for exhaustive).")] = 0
 
 
 @dataclass(frozen=True, slots=True)
