@@ -30,7 +30,9 @@ OUTPUT_FILES = (PLAN_FILE, PROFILES_FILE, "quality_spread.png", "latency_curves.
 
 
 def plan(
-    scenario: Literal["h100-mixed", "paper-a100-3m", "paper-a100-4m"] | None = typer.Argument(
+    scenario: Literal[
+        "fleet-16m-64g", "h100-mixed", "paper-a100-3m", "paper-a100-4m"
+    ] | None = typer.Argument(
         None, metavar="SCENARIO", help="Built-in scenario (default h100-mixed)."),
     spec: Path | None = typer.Option(None, "--spec", metavar="FILE",
                                      help="YAML spec file instead."),
