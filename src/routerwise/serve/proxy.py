@@ -1,7 +1,9 @@
 """Serve stage — forwarding one request to a backend, with fallback before any byte is sent.
 
 A routed request tries its models in order (at most ``max_attempts``): a connection error,
-a timeout, a 5xx or a 429 from a backend moves it to the next available model. A stream is
+a timeout, a 5xx or a 429 from a backend moves it to the next available model; a refused or
+dropped connection also takes the backend out until a health check passes (a timeout does
+not: it means load). A stream is
 committed to the client only once its first token arrived (the role-only first chunk of an
 OpenAI stream is held back with it, which delays nothing a client can see), so a backend
 that dies before its first token is retried elsewhere; after that, nothing is retried — a
@@ -116,9 +118,12 @@ async def forward(gw: Gateway, backend: Backend, path: str, body: dict[str, Any]
         committed = True
         return _streaming(gw, backend, resp, pending, chunks, att, headers)
     except (httpx.TransportError, TimeoutError) as exc:
-        backend.mark_failed()
         att.failed = True
-        gw.metrics.healthy.labels(backend.model).set(0.0)
+        if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
+            # refused or dropped: out until a health check passes; a timeout is load, not
+            # death (taking a slow backend out would pile its load on the others)
+            backend.mark_failed()
+            gw.metrics.healthy.labels(backend.model).set(0.0)
         raise _RetryError(f"{backend.model}: {type(exc).__name__}: {exc}") from exc
     finally:
         if not committed:
