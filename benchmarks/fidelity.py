@@ -4,10 +4,13 @@ For every built-in scenario: the SLO-limited rate is found by planning far above
 plan is infeasible and reports ``max_rate_rps``, the highest rate some setup meets the SLO
 at), then the scenario is planned at 50%, 75% and 95% of it, and each plan is simulated
 (``routerwise.simulate``) with the default interference model and without it. The table
-puts the plan's predicted fleet mean TTFT beside the simulated one, and beside a
-*steady-state* prediction: each deployed model's share of traffic served by the same engine
-model alone, for long enough, warm-up excluded (what the plan's curve would say if its
-profile points were steady-state runs). The bar: mean TTFT within 10%, quality within 0.01.
+puts the plan's predicted fleet mean TTFT beside the simulated one, and beside two
+*steady-state* predictions: each deployed model's share of traffic served by the same engine
+model alone (as profiled), for long enough, warm-up excluded — with the workload's length
+pool (what the plan's curves assume; since the estimator measures steady state this checks
+the curve's interpolation) and with the lengths of the prompts the router actually sends
+each model (``routed``: what the plan cannot know before routing). The bar: mean TTFT within
+10%, quality within 0.01.
 
 A second table takes each scenario's 50% plan and simulates its setup and routing at 25%,
 50% and 75% of the rate it was planned for (the plan's curves give the prediction there),
@@ -31,7 +34,13 @@ import time
 from pathlib import Path
 
 from routerwise.simulate.capacity import sustainable_rate_rps
-from routerwise.simulate.diagnose import QUALITY_BAR, TTFT_BAR, diagnose, steady_state_ttft_ms
+from routerwise.simulate.diagnose import (
+    QUALITY_BAR,
+    TTFT_BAR,
+    diagnose,
+    routed_lengths,
+    steady_state_ttft_ms,
+)
 from routerwise.simulate.inputs import SimTarget, load_target
 from routerwise.simulate.interference import DEFAULT_INTERFERENCE, NoInterference
 from routerwise.simulate.run import SimOptions, SimReport, simulate_target
@@ -62,8 +71,11 @@ def slo_limited_rate(scenario: str, work: Path) -> float:
     return float(infeasible["max_rate_rps"])
 
 
-def steady_prediction(target: SimTarget, report: SimReport) -> float | None:
-    """Fleet mean TTFT if every curve were a steady-state run at its operating point."""
+def steady_prediction(target: SimTarget, report: SimReport, routed: bool = False
+                      ) -> float | None:
+    """Fleet mean TTFT if every curve were a steady-state run at its operating point: with
+    the workload's length pool (what the plan's curves assume), or ``routed`` with the
+    lengths of the prompts the router sends each model."""
     total, weight = 0.0, 0.0
     for k, m in enumerate(target.models):
         frac = target.planned.fractions.get(m, 0.0)
@@ -71,8 +83,9 @@ def steady_prediction(target: SimTarget, report: SimReport) -> float | None:
         if frac <= 0 or dep is None:
             continue
         rate = frac * report.predicted.rate_rps / dep.replicas
-        value = steady_state_ttft_ms(target.engine_shape(m), target.input_tokens,
-                                     target.output_tokens[:, k], rate,
+        isl, osl = (routed_lengths(target, m) if routed
+                    else (target.input_tokens, target.output_tokens[:, k]))
+        value = steady_state_ttft_ms(target.engine_shape(m), isl, osl, rate,
                                      report.options.duration_s)
         if value is None:
             return None
@@ -114,19 +127,22 @@ def row(scenario: str, load: float, target: SimTarget, duration_s: float) -> str
     without = simulate_target(target, _options(duration_s, itf=False))
     d_itf, d_none = diagnose(with_itf), diagnose(without)
     steady = steady_prediction(target, with_itf)
+    routed = steady_prediction(target, with_itf, routed=True)
     pred = target.planned.ttft_mean_ms
     steady_err = None if steady is None or pred is None else steady / pred - 1
+    routed_err = None if routed is None or pred is None else routed / pred - 1
     ok = d_itf.within_bar
     flags = ("ok" if ok else "MISS") + (" unstable" if d_itf.unstable else "")
     return (f"{scenario:<14} {load:>4.0%} {target.planned.rate_rps:>7.3g} {_ms(pred)} "
-            f"{_ms(steady)} {_pct(steady_err)} {_ms(without.fleet.ttft_mean_ms)} "
+            f"{_ms(steady)} {_pct(steady_err)} {_ms(routed)} {_pct(routed_err)} "
+            f"{_ms(without.fleet.ttft_mean_ms)} "
             f"{_pct(d_none.fleet_ttft_error)} {_ms(with_itf.fleet.ttft_mean_ms)} "
             f"{_pct(d_itf.fleet_ttft_error)} {d_itf.quality_error or 0:+8.4f}  {flags}")
 
 
 HEADER = (f"{'scenario':<14} {'load':>4} {'req/s':>7} {'plan ms':>7} {'steady':>7} "
-          f"{'err':>6} {'no-itf':>7} {'err':>6} {'sim ms':>7} {'err':>6} {'quality':>8}  "
-          "verdict")
+          f"{'err':>6} {'routed':>7} {'err':>6} {'no-itf':>7} {'err':>6} {'sim ms':>7} "
+          f"{'err':>6} {'quality':>8}  verdict")
 BELOW_HEADER = (f"{'scenario':<14} {'rate':>4} {'req/s':>7} {'plan ms':>7} {'no-itf':>7} "
                 f"{'err':>6} {'sim ms':>7} {'err':>6} {'quality':>8}  verdict")
 
@@ -170,7 +186,9 @@ def main() -> None:
     print(f"Simulated {args.duration_s:g} s per plan (warm-up excluded); load = share of the "
           "SLO-limited rate; err = vs the plan's predicted fleet mean TTFT")
     print("steady: the plan's curves replaced by steady-state runs of the same engine model "
-          "alone; no-itf: simulated without MPS interference; sim: with "
+          "(as profiled: below a whole GPU next to one busy co-runner); routed: the same with "
+          "the lengths of the prompts the router sends each model; no-itf: simulated without "
+          "MPS interference; sim: with "
           f"{DEFAULT_INTERFERENCE.describe()}; quality: simulated − planned (scores)")
     print(f"bar: |TTFT err| ≤ {TTFT_BAR:.0%}, |quality| ≤ {QUALITY_BAR}")
     print(HEADER)

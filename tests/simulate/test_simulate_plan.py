@@ -126,3 +126,18 @@ def test_prediction_follows_the_rate(shared_plan: Path) -> None:
     assert target.predicted_at(target.planned.rate_rps) is target.planned
     np.testing.assert_allclose(target.rule.fractions(),
                                [target.planned.fractions[m] for m in target.models])
+
+
+def test_routed_lengths_follow_the_routing(shared_plan: Path) -> None:
+    """The diagnosis's length mix is the prompts the router sends a model (weighted by its
+    routing probability), not the pool."""
+    from routerwise.simulate.diagnose import routed_lengths
+
+    target = load_target(shared_plan)
+    for k, m in enumerate(target.models):
+        w = np.asarray(target.rule.probabilities[:, k])
+        isl, osl = routed_lengths(target, m, n=20_000)
+        expected = float(np.sum(w * target.input_tokens) / w.sum())
+        assert float(np.mean(isl)) == pytest.approx(expected, rel=0.05)
+        expected_out = float(np.sum(w * target.output_tokens[:, k]) / w.sum())
+        assert float(np.mean(osl)) == pytest.approx(expected_out, rel=0.05)

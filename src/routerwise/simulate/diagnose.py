@@ -28,6 +28,7 @@ import numpy as np
 from routerwise.errors import InfeasibleError
 from routerwise.profiles.engine_sim import simulate
 from routerwise.profiles.estimator import InstanceShape
+from routerwise.simulate.inputs import SimTarget
 from routerwise.simulate.run import ModelRun, SimReport
 from routerwise.simulate.stats import Metrics, relative_error
 
@@ -82,6 +83,18 @@ def steady_state_ttft_ms(shape: InstanceShape, input_tokens: np.ndarray,
     return float(np.mean(res.ttft_ms[int(_REF_WARMUP * n):]))
 
 
+def routed_lengths(target: SimTarget, model: str, n: int = 4000, seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Input and output lengths (tokens) of ``n`` prompts drawn as the plan's router sends
+    them to ``model`` (weighted by its routing probability), not uniformly from the pool."""
+    k = target.models.index(model)
+    weights = np.asarray(target.rule.probabilities[:, k], dtype=np.float64)
+    if weights.sum() <= 0:
+        return target.input_tokens, target.output_tokens[:, k]
+    idx = np.random.default_rng(seed).choice(len(weights), size=n, p=weights / weights.sum())
+    return target.input_tokens[idx], target.output_tokens[idx, k]
+
+
 #: A run is overloaded when more than this share of its measured requests never finished.
 UNFINISHED_SHARE = 0.01
 
@@ -109,6 +122,25 @@ def _mean_run(report: SimReport, model: str) -> ModelRun:
 
 
 def _length_cause(report: SimReport, model: str) -> str | None:
+    """The routed length mix, when it differs from the pool the profile assumed, and what
+    the same engine gives at steady state with it."""
+    text = _length_shift(report, model)
+    if text is None:
+        return None
+    t = report.target
+    dep = t.setup.deployment(model)
+    assert dep is not None
+    rate = report.predicted.fractions.get(model, 0.0) * report.predicted.rate_rps / dep.replicas
+    isl, osl = routed_lengths(t, model, seed=report.options.seed)
+    steady = steady_state_ttft_ms(t.engine_shape(model), isl, osl, rate,
+                                  report.options.duration_s, report.options.seed)
+    if steady is None:
+        return text
+    return (f"{text}; with that mix the same engine at steady state gives {steady:.4g} ms "
+            f"at {rate:.3g} req/s per replica")
+
+
+def _length_shift(report: SimReport, model: str) -> str | None:
     t = report.target
     k = t.models.index(model)
     pool_in, pool_out = float(t.input_tokens.mean()), float(t.output_tokens[:, k].mean())
@@ -152,8 +184,9 @@ def _causes(report: SimReport, model: str, predicted: float, simulated: float,
     slow = float(np.mean([r.per_model[model].interference_slowdown for r in report.runs]))
     if slow > 1.01:
         out.append(f"interference: co-runners on its GPUs slowed its steps by {slow - 1:.1%} "
-                   f"on average ({report.options.interference.describe()}); the plan's "
-                   "curves are profiles of one instance alone")
+                   f"on average ({report.options.interference.describe()}); an estimated "
+                   "curve below a whole GPU assumes one busy co-runner (decode steps about "
+                   "+20%), a measured curve or a whole GPU none")
     if (length := _length_cause(report, model)) is not None:
         out.append(length)
     if dep.replicas > 1 and simulated < predicted:
