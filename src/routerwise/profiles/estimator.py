@@ -3,7 +3,8 @@
 Inputs: a ``ModelArch``, a ``GpuSpec``, tensor parallelism, an MPS share in (0, 1], arrival
 rates (requests/s; or ``None`` to sweep up to saturation) and ``TokenLengths``. Output: a
 ``ProfileTable`` with ``model, rate_rps, ttft_mean_ms, ttft_p50_ms, ttft_p90_ms, ttft_p99_ms,
-tpot_mean_ms, e2e_mean_ms, throughput_rps, gpu, tp, mps_share, provenance='estimated'``.
+tpot_mean_ms, e2e_mean_ms, throughput_rps, gpu, tp, mps_share, provenance='estimated',
+beyond_capacity``.
 
 Every number is what a *stable server sustains*, measured in steady state by the engine
 simulation (``engine_sim``) whose step times come from aiconfigurator's kernel data
@@ -13,8 +14,9 @@ bandwidth contention of one busy co-runner (``interference``; ``InstanceShape.pr
 * the shape's capacity (``sustained_capacity``) is the completion rate while a standing
   queue keeps the engine full — a backlog served FCFS, counted from when a quarter of it has
   started (warm-up: the first batch fills and desynchronises) to when the last request
-  starts (the queue is empty from then: drain excluded); also the mean time a request spends
-  in the engine there (its *lifetime*);
+  starts (the queue is empty from then: drain excluded), scaled to the workload's mean
+  output length (``engine_sim.backlog_throughput``); also the mean time a request spends
+  decoding there (its *lifetime*);
 * a sweep (``rates_rps=None``) puts ``sweep_points`` rates between 5% and 90% of that
   capacity; each rate is a Poisson run whose first ``WARMUP_SHARE`` of requests (by arrival)
   is discarded and whose measured window holds at least ``num_requests`` requests and
