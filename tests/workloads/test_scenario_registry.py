@@ -20,6 +20,7 @@ from routerwise.scenarios.registry import (
     load_scenario_data,
     load_scenario_data_file,
     load_scenario_spec,
+    scenario_data,
     scenario_workload,
 )
 
@@ -31,7 +32,7 @@ DATA_DIR = REPO / "src" / "routerwise" / "scenarios" / "data"
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_every_scenario_has_cited_data_for_its_models(name: str) -> None:
     scenario = get_scenario(name)
-    data = load_scenario_data(scenario.data)
+    data = scenario_data(name)
     for model in scenario.models:
         md = data.model(model)
         assert md.accuracy_source, model
@@ -45,8 +46,10 @@ def test_every_scenario_has_cited_data_for_its_models(name: str) -> None:
 def test_scenario_spec_matches_registry_and_catalog(name: str) -> None:
     spec = load_scenario_spec(name)
     assert spec.workload.builtin == name
-    assert tuple(m.catalog_id for m in spec.models) == SCENARIOS[name].models
-    assert tuple(m.name for m in spec.models) == SCENARIOS[name].models
+    scenario = SCENARIOS[name]
+    assert tuple(m.catalog_id for m in spec.models) == tuple(
+        scenario.catalog_id(m) for m in scenario.models)
+    assert tuple(m.name for m in spec.models) == scenario.models
 
 
 def test_required_scenarios_and_models() -> None:

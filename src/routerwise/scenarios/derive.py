@@ -19,7 +19,9 @@ The item-response model (Rasch, one parameter per model and task):
 * score[i, m] = σ(θ_{m,t} − b_i + ε_{i,m}), ε ~ N(0, predictor_noise²): a router's predictor
   that knows the model's skill but estimates the prompt's difficulty with noise;
 * lengths are lognormal with the cited medians and log-space sigmas; a model's output
-  lengths are correlated across models (a prompt that asks for an essay gets long answers).
+  lengths are correlated across models (a prompt that asks for an essay gets long answers);
+  models in one length group (``ModelData.answer_lengths_of``: a fine-tune and its base) share
+  one draw per prompt.
 """
 
 from __future__ import annotations
@@ -103,10 +105,16 @@ def _input_tokens(data: ScenarioData, task_idx: np.ndarray, rng: np.random.Gener
 def _output_tokens(
     data: ScenarioData, models: Sequence[str], n: int, rho: float, rng: np.random.Generator
 ) -> FloatArray:
+    """One answer length per prompt and length group (a model, or a base with its fine-tunes:
+    they share the draw), correlated across groups by ``rho``; columns in ``models`` order."""
+    groups = list(dict.fromkeys(data.model(m).length_group for m in models))
     shared = rng.standard_normal((n, 1))
-    own = rng.standard_normal((n, len(models)))
+    own = rng.standard_normal((n, len(groups)))
     z = np.sqrt(rho) * shared + np.sqrt(1.0 - rho) * own
-    return _lognormal([data.model(m).output_tokens for m in models], z)
+    first = {g: next(m for m in models if data.model(m).length_group == g) for g in groups}
+    drawn = _lognormal([data.model(first[g]).output_tokens for g in groups], z)
+    columns = [groups.index(data.model(m).length_group) for m in models]
+    return drawn[:, columns]
 
 
 def _notes(data: ScenarioData, models: Sequence[str], predictor_noise: float) -> tuple[str, ...]:

@@ -23,6 +23,8 @@ import yaml
 
 from routerwise.errors import InputError
 from routerwise.scenarios.derive import derive_workload
+from routerwise.scenarios.fine_tune import FineTune, apply_fine_tunes
+from routerwise.scenarios.fleet import FLEET_FINE_TUNES, FLEET_MODELS
 from routerwise.scenarios.scenario_data import ScenarioData, scenario_data_from_mapping
 from routerwise.spec.spec_file import Spec, parse_spec
 from routerwise.spec.workload import Workload
@@ -38,12 +40,22 @@ SCENARIO_DATA: Mapping[str, str] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class BuiltinScenario:
-    """A named scenario: which cited data file and which catalog models it uses."""
+    """A named scenario: which cited data file and which models it uses.
+
+    A model is a catalog model of the data file, or one of ``fine_tunes`` (illustrative,
+    added to the data before the workload is derived; its architecture is its base's).
+    """
 
     name: str
     data: str
     models: tuple[str, ...]
     description: str
+    fine_tunes: tuple[FineTune, ...] = ()
+
+    def catalog_id(self, model: str) -> str:
+        """The catalog architecture of ``model``: a fine-tune's base, else the model itself."""
+        bases = {t.name: t.base for t in self.fine_tunes}
+        return bases.get(model, model)
 
 
 SCENARIOS: Mapping[str, BuiltinScenario] = MappingProxyType(
@@ -67,6 +79,16 @@ SCENARIOS: Mapping[str, BuiltinScenario] = MappingProxyType(
             ("llama-3.1-8b", "qwen2.5-7b", "qwen2.5-32b", "llama-3.1-70b"),
             "Four current open models from 7B to 70B on LLMRouter's 14 tasks: Llama-3.1-8B and "
             "Qwen2.5-7B measured; Qwen2.5-32B and Llama-3.1-70B transferred via HELM Lite.",
+        ),
+        "fleet-16m-64g": BuiltinScenario(
+            "fleet-16m-64g",
+            "llmrouter-open-models",
+            FLEET_MODELS,
+            "A shared fleet: 16 models on 64 H100 in 8 nodes. The five open models of "
+            "llmrouter-open-models plus 11 named fine-tunes of them (code, math, reasoning, "
+            "knowledge, commonsense) whose accuracies are illustrative logit shifts of their "
+            "base's (+0.8 on the specialty, -0.3 elsewhere), not measurements.",
+            FLEET_FINE_TUNES,
         ),
     }
 )
@@ -110,6 +132,14 @@ def load_scenario_spec(name: str) -> Spec:
     return parse_spec(_parse(text, origin, ".yaml"), origin)
 
 
+@cache
+def scenario_data(name: str) -> ScenarioData:
+    """The data a built-in scenario's workload is derived from: its cited data file with the
+    scenario's fine-tunes (if any) added."""
+    scenario = get_scenario(name)
+    return apply_fine_tunes(load_scenario_data(scenario.data), scenario.fine_tunes)
+
+
 def get_scenario(name: str) -> BuiltinScenario:
     """The built-in scenario ``name``; the error lists the known ones."""
     if name not in SCENARIOS:
@@ -125,10 +155,9 @@ def scenario_workload(
     predictor_noise: float = 1.0,
 ) -> Workload:
     """The derived workload of built-in scenario ``name`` (deterministic in ``seed``)."""
-    scenario = get_scenario(name)
     return derive_workload(
-        load_scenario_data(scenario.data),
-        scenario.models,
+        scenario_data(name),
+        get_scenario(name).models,
         num_prompts,
         np.random.default_rng(seed),
         predictor_noise=predictor_noise,

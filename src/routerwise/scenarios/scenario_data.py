@@ -45,13 +45,23 @@ class TaskData:
 
 @dataclass(frozen=True, slots=True)
 class ModelData:
-    """One model: accuracy per task (fraction in [0, 1]) and its answer-length distribution."""
+    """One model: accuracy per task (fraction in [0, 1]) and its answer-length distribution.
+
+    ``answer_lengths_of`` names the model whose answer lengths this one shares prompt by prompt
+    in a derived workload ("" = its own draw); a fine-tune shares its base's.
+    """
 
     name: str
     accuracy: Mapping[str, float]
     output_tokens: LengthStats
     accuracy_source: str
     notes: str = ""
+    answer_lengths_of: str = ""
+
+    @property
+    def length_group(self) -> str:
+        """The name whose per-prompt answer lengths this model uses."""
+        return self.answer_lengths_of or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +91,17 @@ class ScenarioData:
                 raise InputError(
                     f"{self.origin}: model {model.name!r} has no accuracy for task(s) {missing}"
                 )
+            self._check_length_group(model)
+
+    def _check_length_group(self, model: ModelData) -> None:
+        """A shared answer-length draw needs a known model with the same length statistics."""
+        twin = self.models.get(model.length_group)
+        if twin is None or twin.output_tokens != model.output_tokens:
+            raise InputError(
+                f"{self.origin}: model {model.name!r} shares answer lengths with "
+                f"{model.answer_lengths_of!r}, which is not a model here with the same "
+                "output_tokens statistics"
+            )
 
     @property
     def task_names(self) -> tuple[str, ...]:
