@@ -72,13 +72,15 @@ def test_round_down_never_rounds_up() -> None:
 @pytest.mark.slow  # three plans of paper-a100-3m (~1 minute with a warm cache)
 def test_infeasible_rate_is_true(profile_cache: Path) -> None:
     """Regression: `plan paper-a100-3m --rate-rps 50` said the highest rate any setup serves
-    is 26.6 req/s while 40 req/s planned fine."""
+    is 26.6 req/s while 40 req/s planned fine. (With steady-state profiles, which no longer
+    overstate what an instance sustains, the true highest rate is 36.0 req/s; it was 49.7
+    with burst-measured capacities.)"""
     config = SearchConfig(executor="process", workers=2)
     spec, source, _ = resolve_spec("paper-a100-3m", None, 50.0, None)
     plan = make_plan(spec, source, None, config=config, cache_dir=profile_cache).built.plan
     assert not plan.feasible and plan.infeasible is not None
     rate = plan.infeasible.max_rate_rps
-    assert rate is not None and rate > 40
+    assert rate is not None and 30 < rate < 50
     assert f"{rate:.3g} req/s" in plan.infeasible.message
     for factor, feasible in ((1.0, True), (1.05, False)):
         spec, source, _ = resolve_spec("paper-a100-3m", None, rate * factor, None)
