@@ -163,3 +163,17 @@ def test_estimated_rows_beyond_capacity_bound_the_estimated_curve(
                          SHAPES[:1], LENGTHS, cache_dir=tmp_path)
     assert got.curves[SHAPES[0]].rates_.tolist() == [1.0, 2.0, 3.0]
     assert got.saturation_rps[SHAPES[0]] == pytest.approx(3.2)  # < 3.0 / SWEEP_HIGH_FRACTION
+
+
+def test_a_shape_with_no_stable_rates_is_unusable(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    frame = pd.DataFrame({"model": "llama-3.1-8b", "rate_rps": [1.0, 2.0, 3.0],
+                          "ttft_mean_ms": [500.0, 900.0, 4000.0],
+                          "beyond_capacity": [False, True, True]})
+    table = validate_profile_frame(frame, "estimated")
+    monkeypatch.setattr("routerwise.plan.shapes.estimate_profile_cached",
+                        lambda *a, **k: table)
+    got = shape_profiles({"small": get_model("llama-3.1-8b")}, get_gpu("H100-SXM"),
+                         SHAPES[:1], LENGTHS, cache_dir=tmp_path)
+    assert SHAPES[0] not in got.curves
+    assert "1 stable rate(s)" in got.unusable[SHAPES[0]]

@@ -161,8 +161,14 @@ def _estimated_points(archs: Mapping[str, ModelArch], gpu: GpuSpec, key: Instanc
             raise
         first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise InfeasibleError(f"{NO_KERNEL_DATA} ({first})") from exc
-    points = table.points(archs[model].id)
     frame = table.frame
+    stable = frame.loc[~beyond_capacity(frame), "rate_rps"]
+    if stable.nunique() < 2:
+        raise InfeasibleError(
+            f"the estimator found {stable.nunique()} stable rate(s) below its capacity: the "
+            "queue grows from the lowest rates (e.g. its KV cache holds few of the workload's "
+            "requests)")
+    points = table.points(archs[model].id)
     beyond = frame.loc[beyond_capacity(frame), "rate_rps"]
     return _Estimated(ProfilePoints(model, points.rates_rps, points.values_ms, points.stat,
                                     points.source_rows, points.source),

@@ -23,7 +23,8 @@ bandwidth contention of one busy co-runner (``interference``; ``InstanceShape.pr
   ``WINDOW_LIFETIMES`` lifetimes (a run from an empty engine is still filling its decode
   batch for about one lifetime, which understates a long run near capacity);
 * a rate whose window's mean TTFT keeps growing (last third > ``UNSTABLE_GROWTH`` × the first
-  third: the queue runs away) is marked ``beyond_capacity``, and so is every faster rate;
+  third) while the requests in flight grow (by ≥ ``UNSTABLE_BACKLOG_SHARE`` of the window's
+  arrivals: the queue runs away) is marked ``beyond_capacity``, and so is every faster rate;
   curves leave such rows out and the lowest one bounds the shape's capacity.
 
 All rates share one stream of unit-rate inter-arrival gaps and one length sample (common
@@ -97,12 +98,15 @@ WINDOW_LIFETIMES = 10.0
 #: At most this many requests in one rate's run (a bound on the estimator's time).
 MAX_RUN_REQUESTS = 20_000
 #: A rate is unstable when its window's last third has this multiple of its first third's
-#: mean TTFT (the queue grows through the run).
+#: mean TTFT *and* the requests in flight grew over the window by at least this share of
+#: the window's arrivals (the queue grows through the run; either alone is noise: a few
+#: very long prompts late in a low-rate run double its TTFT without any queue).
 UNSTABLE_GROWTH = 2.0
+UNSTABLE_BACKLOG_SHARE = 0.05
 #: 2: entries carry a header line with a row count and checksum; 3: steady-state points
 #: (warm-up and drain excluded), sustained capacity, a ``beyond_capacity`` column, MPS
-#: co-runner contention below a whole GPU.
-_CACHE_SCHEMA = 3
+#: co-runner contention below a whole GPU; 4: instability needs a growing backlog too.
+_CACHE_SCHEMA = 4
 _ENTRY_MAGIC = "# routerwise-profile-cache"
 
 Progress = Callable[[int, int], None]
@@ -302,7 +306,14 @@ def steady_run(shape: InstanceShape, steps: StepModel, cap: int, rate: float,
     ttft = res.ttft_ms[first:]
     third = max(1, len(ttft) // 3)
     growing = float(np.mean(ttft[-third:])) > UNSTABLE_GROWTH * float(np.mean(ttft[:third]))
-    return SteadyRun(res, slice(first, total), thr, growing)
+    backlog = _in_flight(arrivals, finish, end) - _in_flight(arrivals, finish, start)
+    queued = backlog >= UNSTABLE_BACKLOG_SHARE * window_requests
+    return SteadyRun(res, slice(first, total), thr, growing and queued)
+
+
+def _in_flight(arrivals: FloatArray, finish: FloatArray, t: float) -> int:
+    """Requests arrived by ``t`` and not finished by then."""
+    return int(np.count_nonzero(arrivals <= t) - np.count_nonzero(finish <= t))
 
 
 def _row(shape: InstanceShape, rate: float, run: SteadyRun, beyond: bool) -> dict[str, object]:
