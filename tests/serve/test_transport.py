@@ -107,3 +107,19 @@ def test_failures_are_httpx_errors() -> None:
     asyncio.run(_serve(cut, test_cut))
     asyncio.run(_serve(silent, test_silent))
     asyncio.run(refused())
+
+
+def test_a_keep_alive_connection_closed_by_the_server_is_replaced() -> None:
+    async def reply(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(CHUNKED)  # keep-alive claimed, then closed: the idle-close race
+        await writer.drain()
+        writer.close()
+
+    async def test(url: str, connections: list[int]) -> None:
+        async with _client(url) as client:
+            for _ in range(3):
+                resp = await client.post("/v1/x", content=b"{}")
+                assert resp.status_code == 200 and resp.content == b"data: hello"
+        assert len(connections) == 3
+
+    asyncio.run(_serve(reply, test))

@@ -87,7 +87,10 @@ class BackendPool:
     async def check(self, backend: Backend) -> bool:
         """One health check: ``GET /health`` answers 2xx within the connect timeout. A
         server without ``/health`` (404: llama-cpp-python's) is probed on ``/v1/models``
-        from then on."""
+        from then on. A probe that times out while the backend has requests running is
+        load, not a failure (taking a busy backend out piles its load on the others)."""
+        import httpx
+
         try:
             resp = await backend.client.get(backend.health_path,
                                             timeout=self.cfg.connect_timeout_s)
@@ -95,7 +98,9 @@ class BackendPool:
                 log.info("backend %s has no /health: probing /v1/models", backend.model)
                 backend.health_path = "/v1/models"
                 return await self.check(backend)
-        except Exception:  # any transport failure means unhealthy
+        except httpx.TimeoutException:
+            return backend.healthy and backend.running > 0
+        except Exception:  # any other transport failure means unhealthy
             return False
         return resp.is_success
 

@@ -11,8 +11,10 @@ emulator): keep-alive connections reused up to ``keepalive_expiry_s`` idle, chun
 ``Content-Length`` bodies, ``Connection: close`` honoured. Anything else (``https://``) uses
 httpx's own transport. Failures map to httpx's exceptions (``ConnectError``,
 ``ConnectTimeout``, ``ReadError``, ``ReadTimeout``, ``RemoteProtocolError``), so callers
-handle both transports alike. A request is never re-sent by the transport: a failed one is
-the gateway's to retry elsewhere (a re-send could duplicate work the backend had started).
+handle both transports alike. A request is re-sent only when a reused keep-alive connection
+turns out closed before any response byte (the server closed it while idle, as httpcore and
+urllib3 also assume); any other failure is the gateway's to retry elsewhere (a re-send could
+duplicate work the backend had started).
 """
 
 from __future__ import annotations
@@ -119,13 +121,14 @@ class StreamTransport(httpx.AsyncBaseTransport):
         idle.append(conn)
 
     async def _connect(self, request: httpx.Request, key: tuple[str, int],
-                       connect_s: float | None) -> _Conn:
+                       connect_s: float | None, fresh: bool = False) -> tuple[_Conn, bool]:
+        """A connection and whether it was reused from the idle pool."""
         idle = self._idle.get(key, [])
         now = time.monotonic()
-        while idle:
+        while idle and not fresh:
             conn = idle.pop()
             if conn.usable(now, self.keepalive_expiry_s):
-                return conn
+                return conn, True
             conn.close()
         try:
             reader, writer = await asyncio.wait_for(
@@ -134,30 +137,44 @@ class StreamTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectTimeout("connect timed out", request=request) from exc
         except OSError as exc:
             raise httpx.ConnectError(f"{type(exc).__name__}: {exc}", request=request) from exc
-        return _Conn(reader, writer)
+        return _Conn(reader, writer), False
+
+    async def _exchange(self, request: httpx.Request, key: tuple[str, int], message: bytes,
+                        connect_s: float | None, read_s: float | None,
+                        ) -> tuple[_Conn, int, list[tuple[bytes, bytes]]]:
+        """Send; the connection, status and headers. A reused connection that the server
+        had closed while idle (EOF or reset before any response byte) is replaced once."""
+        conn, reused = await self._connect(request, key, connect_s)
+        try:
+            return conn, *await _send_and_read_head(conn, message, read_s)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            conn.close()
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+        conn, _ = await self._connect(request, key, connect_s, fresh=True)
+        try:
+            return conn, *await _send_and_read_head(conn, message, read_s)
+        except BaseException:
+            conn.close()
+            raise
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         key = (url.host, url.port or 80)
         connect_s, read_s = _timeouts(request)
         body = await request.aread()
-        conn = await self._connect(request, key, connect_s)
         target = url.raw_path.decode("ascii")
         lines = [f"{request.method} {target} HTTP/1.1".encode()]
         lines += [b"%s: %s" % (k, v) for k, v in request.headers.raw]
+        message = b"\r\n".join(lines) + b"\r\n\r\n" + body
         try:
-            conn.writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
-            await conn.writer.drain()
-            head = await _within(conn.reader.readuntil(b"\r\n\r\n"), read_s)
-            status, headers = _parse_head(head)
+            conn, status, headers = await self._exchange(request, key, message, connect_s,
+                                                         read_s)
         except TimeoutError as exc:
-            conn.close()
             raise httpx.ReadTimeout("backend read timed out", request=request) from exc
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-            conn.close()
             raise httpx.ReadError(f"{type(exc).__name__}: {exc}", request=request) from exc
         except ValueError as exc:
-            conn.close()
             raise httpx.RemoteProtocolError(f"bad response head: {exc}",
                                             request=request) from exc
         fields = {k.lower(): v for k, v in headers}
@@ -176,6 +193,17 @@ class StreamTransport(httpx.AsyncBaseTransport):
             for conn in idle:
                 conn.close()
         self._idle.clear()
+
+
+async def _send_and_read_head(conn: _Conn, message: bytes, read_s: float | None,
+                              ) -> tuple[int, list[tuple[bytes, bytes]]]:
+    try:
+        conn.writer.write(message)
+        await conn.writer.drain()
+        return _parse_head(await _within(conn.reader.readuntil(b"\r\n\r\n"), read_s))
+    except BaseException:
+        conn.close()
+        raise
 
 
 def _parse_head(head: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
