@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast lint bench clean llama
+.PHONY: install demo test test-fast test-scale lint bench clean llama
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ lint: $(VENV)/.test
 
 test: lint $(VENV)/.llama
 	$(BIN)/pytest -q
+
+# plans at fleet scale (fleet-16m-64g: a cold profile cache and the search take many minutes)
+test-scale: $(VENV)/.test
+	$(BIN)/pytest -q -m scale
 
 # the suite without the tests marked slow (end-to-end scenario plans, exhaustive search)
 test-fast: lint

@@ -1,73 +1,105 @@
-"""SetupOption-search speed on the paper's four-model setting (``paper-a100-4m``, 8× A100-80GB).
+"""Search speed at scale: models × GPUs → seconds, setups evaluated, gap, peak memory.
 
-Prints the search counts (enumerated, retained, dominated, evaluated, pruned by bound) and
-the seconds the search took with profiles already cached, against a reference measured in
-the same run: the time to evaluate a fixed sample of non-dominated setups one by one, scaled
-to all of them (what the search would cost without bounds). Goal (issue: plan): ≤ 60 s on a
-2-core machine with cached profiles.
+Each row plans the first K models of the built-in ``fleet-16m-64g`` scenario (5 open models
+and their fine-tunes, LLMRouter-derived workload) on G H100 GPUs in nodes of 8, at 5 req/s
+per GPU and its 30 ms mean-TTFT SLO, with latency profiles already cached (the first run
+estimates them: minutes). The scalable ``lagrangian`` search runs in a fresh process per row
+(peak RSS of it and its pool workers); the ``exhaustive`` reference runs beside it where it
+finishes within ``--exhaustive-limit-s``, and the two qualities are compared.
+Goals (issue: a search that scales): 6×8 ≤ 30 s; 16×64 ≤ 5 min with gap ≤ 1%; ≤ 2 GB.
 
-Run: ``.venv/bin/python benchmarks/search_speed.py [--rate-rps R] [--slo-ms T]``
+Run: ``.venv/bin/python benchmarks/search_speed.py [--rows 4x8,6x8,...] [--workers N]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
+import sys
 import time
 
-from routerwise.plan.inputs import plan_inputs
-from routerwise.plan.run import make_plan
-from routerwise.scenarios.registry import load_scenario_spec
-from routerwise.search.enumerate import EnumerationCounts, enumerate_setups
-from routerwise.search.evaluate import Evaluator
-from routerwise.search.search import SearchConfig
-from routerwise.spec.plan import plan_to_dict
+ROWS = "4x8,6x8,8x16,4x64,16x64"
+SCENARIO = "fleet-16m-64g"
+RATE_PER_GPU = 5.0
+
+
+def _spec(models: int, gpus: int):  # type: ignore[no-untyped-def]
+    from routerwise.scenarios.registry import load_scenario_spec
+
+    spec = load_scenario_spec(SCENARIO)
+    cluster = spec.cluster.model_copy(update={"num_gpus": gpus, "gpus_per_node": 8})
+    return spec.model_copy(update={"models": spec.models[:models], "cluster": cluster,
+                                   "rate_rps": RATE_PER_GPU * gpus})
+
+
+def _row(models: int, gpus: int, method: str, workers: int) -> dict[str, object]:
+    """One search in this process (the child side of ``--one``)."""
+    from routerwise.plan.run import make_plan
+    from routerwise.search.search import SearchConfig
+
+    spec = _spec(models, gpus)
+    start = time.perf_counter()
+    run = make_plan(spec, SCENARIO, None,
+                    config=SearchConfig(method=method, workers=workers, spread_sample=0))
+    plan = run.built.plan
+    rss = [resource.getrusage(who).ru_maxrss for who in
+           (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return {"seconds": plan.search.seconds, "total_s": time.perf_counter() - start,
+            "evaluated": plan.search.evaluated, "gap": plan.search.gap,
+            "quality": plan.quality.predicted, "bound": plan.search.upper_bound,
+            "feasible": plan.feasible, "peak_mb": max(rss) / 1024}
+
+
+def _child(models: int, gpus: int, method: str, workers: int, limit_s: float
+           ) -> dict[str, object] | None:
+    cmd = [sys.executable, __file__, "--one", f"{models}x{gpus}", "--method", method,
+           "--workers", str(workers)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s, check=True)
+    except subprocess.TimeoutExpired:
+        return None
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"{models}x{gpus} {method} failed:\n{exc.stderr[-2000:]}") from exc
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _fmt(r: dict[str, object] | None, limit_s: float) -> str:
+    if r is None:
+        return f"> {limit_s:.0f} s (stopped)"
+    return f"{r['seconds']:.1f} s, Q {r['quality']:.4f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rate-rps", type=float, default=None)
-    parser.add_argument("--slo-ms", type=float, default=None)
-    parser.add_argument("--sample", type=int, default=200)
+    parser.add_argument("--rows", default=ROWS)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--exhaustive-limit-s", type=float, default=300.0)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--method", default="lagrangian", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    spec = load_scenario_spec("paper-a100-4m")
-    updates: dict[str, object] = {}
-    if args.rate_rps:
-        updates["rate_rps"] = args.rate_rps
-    if args.slo_ms:
-        updates["slo"] = spec.slo.model_copy(update={"target_ms": args.slo_ms})
-    spec = spec.model_copy(update=updates)
-
-    start = time.perf_counter()
-    make_plan(spec, "paper-a100-4m", None, config=SearchConfig(executor="serial"))
-    print(f"profiles and a first plan (cache warm-up): {time.perf_counter() - start:.1f} s")
-
-    run = make_plan(spec, "paper-a100-4m", None, config=SearchConfig(executor="process"))
-    s = plan_to_dict(run.built.plan)["search"]
-    print(f"paper-a100-4m at {spec.rate_rps:g} req/s, SLO {spec.slo.target_ms:g} ms, "
-          f"{spec.cluster.num_gpus}× {spec.cluster.gpu_type}")
-    print(f"  enumerated {s['enumerated']:,}  retained {s['retained']:,}  "
-          f"dominated {s['dominated']:,}  evaluated {s['evaluated']:,}  "
-          f"pruned by bound {s['pruned_by_bound']:,}  over capacity "
-          f"{s['over_capacity']:,}  sampled for spread {s['sampled_for_spread']:,}")
-    print(f"  search {s['seconds']:.1f} s (goal ≤ 60 s)  quality "
-          f"{run.built.plan.quality.predicted:.4f}  spread {s['spread']:.0%}")
-
-    inputs = plan_inputs(spec, "paper-a100-4m", None)
-    c = spec.cluster
-    counts = EnumerationCounts()
-    pool = [p for p in enumerate_setups(inputs.options, c.num_gpus, c.gpus_per_node, counts)
-            if not p.dominated]
-    evaluator = Evaluator(run.ctx)
-    step = max(1, len(pool) // args.sample)
-    sample = pool[::step][: args.sample]
-    t0 = time.perf_counter()
-    for i, p in enumerate(sample):
-        evaluator.evaluate(i, p.setup)
-    per_setup = (time.perf_counter() - t0) / len(sample)
-    exhaustive = per_setup * len(pool)
-    print(f"  reference: {per_setup * 1000:.1f} ms per setup serially → evaluating all "
-          f"{len(pool):,} non-dominated setups would take {exhaustive:.0f} s; the search took "
-          f"{s['seconds'] / exhaustive:.2f}× that")
+    if args.one:
+        k, g = (int(x) for x in args.one.split("x"))
+        print(json.dumps(_row(k, g, args.method, args.workers)))
+        return
+    print(f"{SCENARIO} subsets on H100 (8 per node), {RATE_PER_GPU:g} req/s per GPU, "
+          f"{args.workers} workers, profiles cached; lagrangian vs exhaustive")
+    print(f"{'models×GPUs':>11} {'search s':>9} {'evaluated':>9} {'gap':>7} {'peak MB':>8} "
+          f"{'quality':>8}  exhaustive")
+    for row in args.rows.split(","):
+        k, g = (int(x) for x in row.split("x"))
+        _child(k, g, "lagrangian", args.workers, 3600)  # warm the profile cache
+        lag = _child(k, g, "lagrangian", args.workers, 3600)
+        assert lag is not None
+        ref = _child(k, g, "exhaustive", args.workers, args.exhaustive_limit_s)
+        same = ("" if ref is None or lag["quality"] is None or ref["quality"] is None else
+                f"  |ΔQ| {abs(float(lag['quality']) - float(ref['quality'])):.1e}")  # type: ignore[arg-type]
+        gap = "—" if lag["gap"] is None else f"{float(lag['gap']):.2%}"  # type: ignore[arg-type]
+        print(f"{row:>11} {lag['seconds']:>9.1f} {lag['evaluated']:>9} {gap:>7} "
+              f"{lag['peak_mb']:>8.0f} {lag['quality'] or float('nan'):>8.4f}  "
+              f"{_fmt(ref, args.exhaustive_limit_s)}{same}", flush=True)
 
 
 if __name__ == "__main__":

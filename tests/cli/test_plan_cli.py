@@ -280,7 +280,8 @@ def test_num_prompts_samples_a_file_workload(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [["--workers", "0"], ["--rate-rps", "inf"],
-                                  ["--slo-ms", "nan"], ["--rate-rps", "-3"]])
+                                  ["--slo-ms", "nan"], ["--rate-rps", "-3"],
+                                  ["--ray-address", "auto"], ["--search", "greedy"]])
 def test_bad_numbers_rejected_up_front(tmp_path: Path, args: list[str]) -> None:
     write_wide(tmp_path)
     code, _, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(tmp_path / "o"),
@@ -288,6 +289,20 @@ def test_bad_numbers_rejected_up_front(tmp_path: Path, args: list[str]) -> None:
     assert code == 1, stderr
     assert args[0] in stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.usefixtures("profile_cache")
+def test_exhaustive_search_on_request_with_its_counts(tmp_path: Path) -> None:
+    write_scores(tmp_path)
+    out = tmp_path / "o"
+    code, stdout, stderr = plan("--spec", str(write_spec(tmp_path)), "--out", str(out),
+                                "--executor", "serial", "--search", "exhaustive")
+    assert code == 0, stderr
+    s = json.loads((out / "plan.json").read_text())["search"]
+    assert s["method"] == "exhaustive" and s["retained"] >= s["evaluated"] > 0
+    assert s["upper_bound"] >= json.loads((out / "plan.json").read_text())["quality"][
+        "predicted"] - 1e-9
+    assert "search: " in stdout and "upper bound" in " ".join(stdout.split())
 
 
 def test_out_that_is_a_file_fails_fast(tmp_path: Path) -> None:

@@ -68,10 +68,11 @@ def check_contract(plan: Plan, tmp: Path) -> None:
 def test_plan_beats_baselines_and_meets_slo(scenario: str, profile_cache: Path,
                                             tmp_path: Path) -> None:
     base = load_scenario_spec(scenario)
-    for rate in (base.rate_rps, base.rate_rps * 0.75):
+    # the default (lagrangian) search at the planned rate, the exhaustive one below it
+    for rate, method in ((base.rate_rps, "lagrangian"), (base.rate_rps * 0.75, "exhaustive")):
         spec = small(base, rate)
         run = make_plan(spec, scenario, None, cache_dir=profile_cache,
-                        config=SearchConfig(executor="process", workers=2))
+                        config=SearchConfig(method=method, executor="process", workers=2))
         plan = run.built.plan
         assert plan.feasible, plan.infeasible
         quality = plan.quality.predicted
@@ -87,9 +88,17 @@ def test_plan_beats_baselines_and_meets_slo(scenario: str, profile_cache: Path,
         check_capacity(plan)
         check_contract(plan, tmp_path)
         s = plan.search
-        assert s.enumerated >= s.retained >= s.evaluated > 0
-        assert s.retained == s.dominated + s.non_dominated
-        assert s.non_dominated == s.evaluated + s.pruned_by_bound + s.over_capacity
+        assert s.method == method
+        assert s.upper_bound is not None and s.upper_bound >= quality - 1e-9
+        if method == "exhaustive":
+            assert s.retained is not None and s.dominated is not None
+            assert s.non_dominated is not None and s.pruned_by_bound is not None
+            assert s.over_capacity is not None
+            assert s.enumerated >= s.retained >= s.evaluated > 0
+            assert s.retained == s.dominated + s.non_dominated
+            assert s.non_dominated == s.evaluated + s.pruned_by_bound + s.over_capacity
+        else:
+            assert s.retained is None and s.dual_iterations > 1 and s.gap is not None
         assert s.quality_min is not None and s.quality_max is not None
         assert s.quality_min <= quality <= s.quality_max + 1e-6  # re-solved: solver tol
         assert plan.quality.truth is not None and plan.quality.score_source == "derived"

@@ -12,7 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from routerwise.search.columns import DFF_KS, build_columns, dff, solve_pricing, top_pricings
+from routerwise.search.bounds import BOUND_SLACK
+from routerwise.search.columns import (
+    DFF_KS,
+    build_columns,
+    dff,
+    price_columns,
+    solve_pricing,
+    top_pricings,
+)
 from routerwise.search.evaluate import EvalContext, Evaluator
 from routerwise.search.methods import run_search
 from routerwise.search.search import SearchConfig, best_candidate
@@ -117,3 +125,22 @@ def test_paper_scenarios_agree_with_exhaustive(scenario: str) -> None:
     assert new.search.upper_bound is not None
     assert new.search.upper_bound >= ref.quality.predicted - 1e-9
     assert new.search.method == "lagrangian" and ref.search.method == "exhaustive"
+
+
+def test_column_worth_from_one_replica_bounds_the_replicated_envelope() -> None:
+    """g of r replicas priced from one replica's envelope (h_r(x) = r·h_1(x/r)) is ≥ the
+    worth on the r-replica deployment's own envelope (so the bound stays valid) and close."""
+    ctx, opts = _context(0, 12.0, 150.0)
+    evaluator = Evaluator(ctx)
+    cols = build_columns(evaluator, opts)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        alpha = rng.uniform(0.0, 0.5, len(MODELS))
+        beta = float(rng.uniform(0.0, 0.01))
+        got = price_columns(cols, alpha, beta)
+        for c, dep in enumerate(cols.options):
+            own = evaluator.cost(MODELS[int(cols.model[c])], dep)
+            exact = float(np.max(alpha[cols.model[c]] * own.xs - beta * own.hs))
+            assert got.value[c] >= exact - BOUND_SLACK  # the sampling's chord error
+            assert got.value[c] <= exact + 2e-3 * max(1.0, abs(exact))
+            assert got.x[c] <= own.cap_x + 1e-9

@@ -76,7 +76,7 @@ def test_derived_workload_has_16_columns_and_cites_every_model() -> None:
         assert any(n.startswith(f"{model}: accuracy from ") for n in w.notes), model
 
 
-@pytest.mark.slow  # cold profile cache: estimates every H100 shape of 5 architectures (minutes)
+@pytest.mark.scale  # cold cache: every H100 shape of 5 architectures, then a 16×64 search
 def test_fleet_plans_within_the_slo_with_a_small_gap(profile_cache: Path) -> None:
     from routerwise.plan.run import make_plan
     from routerwise.search.search import SearchConfig

@@ -20,7 +20,10 @@ bound of :mod:`routerwise.search.bundle`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,17 +42,23 @@ DFF_KS = (1, 2, 3, 4)
 
 @dataclass(frozen=True, slots=True)
 class Columns:
-    """Every deployment option of every model, with its cost envelope flattened."""
+    """Every deployment option of every model. Costs are kept per instance shape (one
+    replica): ``r`` replicas of a shape cost ``h_r(x) = r·h_1(x/r)`` (each takes ``x/r``), so
+    a column's worth is ``r·max_{y ≤ 1/r} (α·y − β·h_1(y))`` on the shape's envelope — exact
+    for the envelope, which is all the bound needs, and no cost is built per replica count."""
 
     models: tuple[str, ...]
     options: tuple[DeploymentOption, ...]  # (C,)
     model: IntArray  # (C,) model index of each column
     units: IntArray  # (C,) share units used
     rounded: FloatArray  # (len(DFF_KS), C) Σ over the column's shards of u_k(share)
-    vx: FloatArray  # (V,) envelope vertices (fractions), column by column
+    shape: IntArray  # (C,) the column's instance shape
+    reps: IntArray  # (C,) its replicas
+    shape_model: IntArray  # (S,) model index of each shape
+    vx: FloatArray  # (V,) one replica's envelope vertices (fractions), shape by shape
     vh: FloatArray  # (V,) envelope values (ms · fraction)
-    vcol: IntArray  # (V,) column of each vertex
-    starts: IntArray  # (C,) first vertex of each column
+    vshape: IntArray  # (V,) shape of each vertex
+    last: IntArray  # (S,) last vertex of each shape
 
     def __len__(self) -> int:
         return len(self.options)
@@ -58,29 +67,26 @@ class Columns:
 def build_columns(evaluator: Evaluator, options: list[ModelOptions],
                   keep: Callable[[DeploymentOption], bool] | None = None) -> Columns:
     """Columns of every option (``keep`` filters them, e.g. whole GPUs only)."""
-    opts: list[DeploymentOption] = []
-    model: list[int] = []
-    xs: list[FloatArray] = []
-    hs: list[FloatArray] = []
-    for i, o in enumerate(options):
-        for d in o.options:
-            if keep is not None and not keep(d):
-                continue
-            cost = evaluator.cost(o.model, d)
-            opts.append(d)
-            model.append(i)
-            xs.append(cost.xs)
-            hs.append(cost.hs)
+    opts = [(i, d) for i, o in enumerate(options) for d in o.options
+            if keep is None or keep(d)]
     if not opts:
         raise InfeasibleError("no deployment option of any model fits on the cluster")
-    lengths = np.array([len(x) for x in xs])
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    shapes = sorted({(i, d.tp, d.share_units) for i, d in opts})
+    index = {s: k for k, s in enumerate(shapes)}
+    envelopes = [evaluator.cost(options[i].model, DeploymentOption(tp, su, 1))
+                 for i, tp, su in shapes]
+    lengths = np.array([len(c.xs) for c in envelopes])
+    deps = [d for _, d in opts]
     return Columns(
-        models=tuple(o.model for o in options), options=tuple(opts),
-        model=np.array(model), units=np.array([d.units for d in opts]),
-        rounded=np.array([[d.shards * dff(k, d.share_units) for d in opts] for k in DFF_KS]),
-        vx=np.concatenate(xs), vh=np.concatenate(hs),
-        vcol=np.repeat(np.arange(len(opts)), lengths), starts=starts)
+        models=tuple(o.model for o in options), options=tuple(deps),
+        model=np.array([i for i, _ in opts]), units=np.array([d.units for d in deps]),
+        rounded=np.array([[d.shards * dff(k, d.share_units) for d in deps] for k in DFF_KS]),
+        shape=np.array([index[(i, d.tp, d.share_units)] for i, d in opts]),
+        reps=np.array([d.replicas for d in deps]),
+        shape_model=np.array([i for i, _, _ in shapes]),
+        vx=np.concatenate([c.xs for c in envelopes]),
+        vh=np.concatenate([c.hs for c in envelopes]),
+        vshape=np.repeat(np.arange(len(shapes)), lengths), last=np.cumsum(lengths) - 1)
 
 
 def dff(k: int, share_units: int) -> float:
@@ -101,13 +107,28 @@ class Prices:
 
 
 def price_columns(cols: Columns, alpha: FloatArray, beta: float) -> Prices:
-    """``g_c(α, β)`` for every column: the best envelope vertex (x = 0 is one)."""
-    val = alpha[cols.model[cols.vcol]] * cols.vx - beta * cols.vh
-    best = np.maximum.reduceat(val, cols.starts)
-    hit = np.flatnonzero(val >= best[cols.vcol])
-    _, first = np.unique(cols.vcol[hit], return_index=True)
-    at = hit[first]
-    return Prices(value=best, x=cols.vx[at], h=cols.vh[at])
+    """``g_c(α, β)`` for every column: ``r`` times the best point of its shape's envelope
+    with ``y ≤ 1/r`` — a vertex (the running maximum over vertices, ``y = 0`` included) or
+    the envelope at ``y = 1/r`` itself."""
+    val = alpha[cols.shape_model[cols.vshape]] * cols.vx - beta * cols.vh
+    big = 2.0 * float(np.abs(val).max()) + 1.0  # shape offsets: one running max per shape
+    adj = val + cols.vshape * big
+    running = np.maximum.accumulate(adj)
+    where = np.maximum.accumulate(np.where(adj >= running, np.arange(len(adj)), 0))
+    limit = 1.0 / cols.reps
+    key = cols.vshape * 2.0 + cols.vx  # sorted: shapes in order, vertices by x within
+    j = np.searchsorted(key, cols.shape * 2.0 + limit, side="right") - 1
+    vertex_value = running[j] - cols.shape * big
+    y, h = cols.vx[where[j]], cols.vh[where[j]]
+    inner = j < cols.last[cols.shape]  # 1/r falls inside the envelope: its point there
+    nxt = np.minimum(j + 1, len(cols.vx) - 1)
+    t = (limit - cols.vx[j]) / np.where(inner, cols.vx[nxt] - cols.vx[j], 1.0)
+    h_at = cols.vh[j] + t * (cols.vh[nxt] - cols.vh[j])
+    edge_value = np.where(inner, alpha[cols.model] * limit - beta * h_at, -np.inf)
+    use_edge = edge_value > vertex_value
+    r = cols.reps.astype(float)
+    return Prices(value=r * np.maximum(vertex_value, edge_value),
+                  x=r * np.where(use_edge, limit, y), h=r * np.where(use_edge, h_at, h))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,19 +142,25 @@ class Pricing:
 
 def _useful(cols: Columns, value: FloatArray) -> IntArray:
     """Columns worth keeping: positive value and not dominated by a column of the same model
-    that is worth as much while using no more of any resource row."""
-    use = np.vstack((cols.units[None, :], cols.rounded))  # (rows, C)
-    keep: list[int] = []
+    that is worth at least as much while using no more of any resource row."""
+    use = np.vstack((cols.units[None, :] / SHARE_UNITS, cols.rounded))  # (rows, C)
+    keep: list[IntArray] = []
     for m in range(len(cols.models)):
         idx = np.flatnonzero((cols.model == m) & (value > 1e-12))
-        order = idx[np.lexsort((cols.units[idx], -value[idx]))]
-        front: list[np.ndarray] = []
-        for c in order:
-            if any(bool(np.all(f <= use[:, c] + 1e-12)) for f in front):
-                continue
-            front.append(use[:, c])
-            keep.append(int(c))
-    return np.array(sorted(keep), dtype=np.intp)
+        if len(idx):
+            keep.append(idx[_pareto(use[:, idx], value[idx])])
+    return np.sort(np.concatenate(keep)) if keep else np.array([], dtype=np.intp)
+
+
+def _pareto(use: FloatArray, value: FloatArray) -> IntArray:
+    """Positions not dominated: no column earlier in order of decreasing value (then fewer
+    units) uses no more of every resource."""
+    order = np.lexsort((use[0], -value))
+    u = use[:, order]
+    covers = np.all(u[:, :, None] <= u[:, None, :] + 1e-12, axis=0)  # [j, i]: j ≤ i everywhere
+    dominated = np.triu(covers, k=1).any(axis=0)
+    out: IntArray = order[~dominated]
+    return out
 
 
 def solve_pricing(cols: Columns, value: FloatArray, num_gpus: int) -> Pricing:
@@ -174,10 +201,12 @@ def _solve(cols: Columns, value: FloatArray, num_gpus: int, use: IntArray,
         cut[[position[c] for c in chosen]] = 1.0
         rows.append(csr_matrix(cut[None, :]))
         upper.append(np.array([len(chosen) - 1.0]))
-    res = milp(-value[use], integrality=np.ones(len(use), dtype=np.int64), bounds=Bounds(0, 1),
-               constraints=LinearConstraint(vstack(rows).tocsr(), -np.inf,
-                                            np.concatenate(upper)),
-               options={"time_limit": MILP_TIME_LIMIT_S, "mip_rel_gap": 1e-9})
+    with _quiet_stdout():
+        res = milp(-value[use], integrality=np.ones(len(use), dtype=np.int64),
+                   bounds=Bounds(0, 1),
+                   constraints=LinearConstraint(vstack(rows).tocsr(), -np.inf,
+                                                np.concatenate(upper)),
+                   options={"time_limit": MILP_TIME_LIMIT_S, "mip_rel_gap": 1e-9})
     if res.x is None:
         if exclude:
             return Pricing((), 0.0, 0.0)  # every solution is excluded
@@ -185,6 +214,22 @@ def _solve(cols: Columns, value: FloatArray, num_gpus: int, use: IntArray,
     chosen_now = tuple(int(use[j]) for j in np.flatnonzero(res.x > 0.5))
     total = float(value[list(chosen_now)].sum())
     return Pricing(chosen_now, total, _proven_bound(res, total))
+
+
+@contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """HiGHS (C++) sometimes writes debug lines to file descriptor 1 even with ``disp`` off;
+    they would corrupt ``plan --json`` on stdout. Route fd 1 to /dev/null meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
 
 
 def _proven_bound(res: object, total: float) -> float:

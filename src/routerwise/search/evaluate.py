@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from routerwise.routing.problem import RoutingProblem, RoutingResult
 from routerwise.routing.reachable import envelope_floor_ms
 from routerwise.search.curves import ShapeCurves, deployment_curve
 from routerwise.search.space import DeploymentOption, SetupOption, shape_of
-from routerwise.spec.core import FloatArray
+from routerwise.spec.core import FloatArray, readonly
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,8 @@ class Evaluator:
 
     ctx: EvalContext
     costs: dict[tuple[str, DeploymentOption], ModelCost] = field(default_factory=dict)
+    #: envelopes scaled from one replica's (``h_r(x) = r·h_1(x/r)``): cheap, for bounds only
+    envelopes: dict[tuple[str, DeploymentOption], ModelCost] = field(default_factory=dict)
     #: last solution per set of deployed models: a warm start for the next similar setup
     _hints: dict[tuple[int, ...], Hint] = field(default_factory=dict)
 
@@ -66,6 +68,16 @@ class Evaluator:
             curve = deployment_curve(self.ctx.shape_curves[shape], model, dep.replicas)
             self.costs[key] = build_cost(curve, model, self.ctx.total_rps, self.ctx.slo_ms)
         return self.costs[key]
+
+    def envelope(self, model: str, dep: DeploymentOption) -> ModelCost:
+        """The SLO-cost envelope of ``dep`` scaled from its shape's one-replica envelope,
+        cut at ``x = 1`` — below or at the deployment's own envelope, so bounds built on it
+        stay valid; its supply knots are the one replica's (not for routing)."""
+        key = (model, dep)
+        if key not in self.envelopes:
+            self.envelopes[key] = scaled_envelope(
+                self.cost(model, DeploymentOption(dep.tp, dep.share_units, 1)), dep.replicas)
+        return self.envelopes[key]
 
     def problem(self, setup: SetupOption) -> tuple[RoutingProblem, list[ModelCost], list[int]]:
         idx = [k for k, d in enumerate(setup.deployments) if d is not None]
@@ -116,6 +128,18 @@ class Evaluator:
             reason="meets the SLO" if result.feasible else result.message,
             convexified=result.convexified, lowest_ttft_ms=lowest,
         )
+
+
+def scaled_envelope(one: ModelCost, replicas: int) -> ModelCost:
+    """``r`` replicas of a shape: ``h_r(x) = r·h_1(x/r)`` on ``x ≤ min(r·cap_1, 1)``."""
+    if replicas == 1:
+        return one
+    limit = min(1.0 / replicas, float(one.xs[-1]))
+    keep = one.xs < limit
+    ys = np.append(one.xs[keep], limit)
+    hs = np.append(one.hs[keep], float(np.interp(limit, one.xs, one.hs)))
+    return replace(one, xs=readonly(replicas * ys), hs=readonly(replicas * hs),
+                   cap_x=min(replicas * one.cap_x, 1.0))
 
 
 # Per-process evaluator for pool workers (set once by ``init_worker``).

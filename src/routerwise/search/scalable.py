@@ -45,6 +45,10 @@ Progress = Callable[[int, int], None]
 LOCAL_WIDTH = 8
 #: Rounds of local search at most (each moves to a strictly better setup).
 LOCAL_ROUNDS = 200
+#: Neighbours evaluated at most per step before the climb stops there.
+LOCAL_STEP_LIMIT = 48
+#: A move must improve quality by this fraction at least.
+MIN_RELATIVE_GAIN = 1e-5
 #: Distinct solutions of the pricing problem proposed at the best duals.
 TOP_PROPOSALS = 12
 #: Setups the local search starts from (the best, then the pricing's proposals).
@@ -76,7 +80,8 @@ class _Book:
 
     def evaluate(self, indices: Iterable[int]) -> None:
         todo = [i for i in dict.fromkeys(indices) if i not in self.outcomes]
-        size = self.config.batch_size // 4 or 1
+        # small batches: a local-search round of a few setups still spreads over the workers
+        size = max(1, min(self.config.batch_size // 4, math.ceil(len(todo) / 4)))
         batches = [[(i, self.placed[i].setup) for i in todo[k:k + size]]
                    for k in range(0, len(todo), size)]
         self.scheduled += len(todo)
@@ -169,14 +174,20 @@ def _ranked_neighbours(ctx: EvalContext, evaluator: Evaluator, book: _Book, at: 
                                   num_gpus * SHARE_UNITS) if n not in book.index]
     if not nbrs:
         return []
-    for n in nbrs:
-        for m, d in zip(n.models, n.deployments, strict=True):
-            if d is not None:
-                evaluator.cost(m, d)
-    bounds = lagrangian_bounds(nbrs, evaluator.costs, ctx.scores, duals.alpha, duals.beta,
-                               ctx.slo_ms)
+    bounds = _bounds(ctx, evaluator, nbrs, duals)
     order = np.argsort(-bounds, kind="stable")
     return [nbrs[int(j)] for j in order if bounds[j] > floor + 1e-9]
+
+
+def _bounds(ctx: EvalContext, evaluator: Evaluator, setups: list[SetupOption], duals: _Duals
+            ) -> FloatArray:
+    """Each setup's own Lagrangian bound at ``duals`` (on the scaled envelopes: valid)."""
+    for n in setups:
+        for m, d in zip(n.models, n.deployments, strict=True):
+            if d is not None:
+                evaluator.envelope(m, d)
+    return lagrangian_bounds(setups, evaluator.envelopes, ctx.scores, duals.alpha, duals.beta,
+                             ctx.slo_ms)
 
 
 @dataclass(slots=True)
@@ -193,6 +204,18 @@ class _Climb:
     tags: tuple[str, ...]
     among: Callable[[int], bool]
     fallback: _Duals
+    bound: float  # proven: nothing in this phase beats it
+    gap_target: float  # stop once the best is this close (relative) to the bound
+    deadline: float  # perf_counter() after which no new step starts
+
+    def done(self) -> bool:
+        """Within the gap target of the proven bound, or out of time."""
+        return (self.floor() >= self.bound - max(1e-9, self.gap_target * abs(self.bound))
+                or time.perf_counter() > self.deadline)
+
+    def gain(self, at: int) -> float:
+        """The least improvement worth a move from ``at`` (relative, so no endless crawl)."""
+        return max(1e-9, MIN_RELATIVE_GAIN * abs(self.quality(at)))
 
     def quality(self, i: int) -> float:
         o = self.book.outcomes.get(i)
@@ -208,20 +231,26 @@ class _Climb:
         ranked = _ranked_neighbours(self.ctx, self.evaluator, self.book, at, duals,
                                     self.floor(), self.options, self.allowed, self.num_gpus)
         batch: list[int] = []
+        tried = 0
         for k, n in enumerate(ranked):
             ps = place(self.options, n.deployments, self.num_gpus, self.gpus_per_node)
             if ps is not None:
                 batch.append(self.book.add(ps, self.tags))
             if len(batch) >= LOCAL_WIDTH or (k == len(ranked) - 1 and batch):
                 self.book.evaluate(batch)
+                tried += len(batch)
                 top = max(batch, key=self.quality)
-                if self.quality(top) > self.quality(at) + 1e-9:
+                if self.quality(top) > self.quality(at) + self.gain(at):
                     return top
                 batch = []
+                if tried >= LOCAL_STEP_LIMIT or self.done():
+                    return None
         return None
 
     def climb(self, at: int) -> None:
         for _ in range(LOCAL_ROUNDS):
+            if self.done():
+                return
             nxt = self.step(at)
             if nxt is None:
                 return
@@ -252,7 +281,7 @@ class _Phase:
 
 def _run_phase(ctx: EvalContext, evaluator: Evaluator, book: _Book, phase: _Phase,
                options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int,
-               budget_s: float) -> BundleResult:
+               config: SearchConfig) -> BundleResult:
     keep = phase.keep
     cols = build_columns(evaluator, list(options), keep)
     allowed = [frozenset(d for d in o.options if keep is None or keep(d)) for o in options]
@@ -260,15 +289,20 @@ def _run_phase(ctx: EvalContext, evaluator: Evaluator, book: _Book, phase: _Phas
     def among(i: int) -> bool:  # the setups this phase competes with
         return keep is None or bool(set(phase.tags) & set(book.tags[i]))
 
+    budget_s = config.bound_budget_s if keep is None else config.bound_budget_s / 4
+    deadline = time.perf_counter() + (config.local_budget_s if keep is None
+                                      else config.local_budget_s / 4)
     bundle = _bound_search(ctx, cols, _start(ctx, book.best(among)), num_gpus, budget_s)
     priced = _priced(book, cols, bundle, options, num_gpus, gpus_per_node, phase.tags)
     book.evaluate(priced)
     k = len(ctx.models)
     fallback = _Duals(bundle.best.p[:k].copy(), float(bundle.best.p[k]) / ctx.slo_ms)
-    priced += _proposals(ctx, evaluator, book, cols, fallback, options, num_gpus,
-                         gpus_per_node, phase.tags, among)
+    bound = min(bundle.best.value, float(ctx.scores.max(axis=1).mean()))
     climb = _Climb(ctx, evaluator, book, options, allowed, num_gpus, gpus_per_node, phase.tags,
-                   among, fallback)
+                   among, fallback, bound, config.gap_target, deadline)
+    if not climb.done():
+        priced += _proposals(ctx, evaluator, book, cols, fallback, options, num_gpus,
+                             gpus_per_node, phase.tags, among)
     for at in _starts(book, priced, among):
         climb.climb(at)
     return bundle
@@ -287,9 +321,7 @@ def _proposals(ctx: EvalContext, evaluator: Evaluator, book: _Book, cols: Column
     fresh = [ps for ps in placed if ps.setup not in book.index]
     if not fresh:
         return []
-    setups = [ps.setup for ps in fresh]
-    bounds = lagrangian_bounds(setups, evaluator.costs, ctx.scores, duals.alpha, duals.beta,
-                               ctx.slo_ms)
+    bounds = _bounds(ctx, evaluator, [ps.setup for ps in fresh], duals)
     out: list[int] = []
     for j in np.argsort(-bounds, kind="stable"):
         best = book.best(among)
@@ -330,9 +362,9 @@ def scalable_search(ctx: EvalContext, options: list[ModelOptions], num_gpus: int
         book.evaluate(range(n_seed))
         if not listed:
             _run_phase(ctx, evaluator, book, _Phase(_whole, ("isolated",)), options, num_gpus,
-                       gpus_per_node, config.bound_budget_s / 4)
+                       gpus_per_node, config)
         bundle = _run_phase(ctx, evaluator, book, _Phase(None, ()), options, num_gpus,
-                            gpus_per_node, config.bound_budget_s)
+                            gpus_per_node, config)
     finally:
         book.executor.close()
     return _result(ctx, book, bundle, options, n_seed, time.perf_counter() - start)

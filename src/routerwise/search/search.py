@@ -63,6 +63,8 @@ class SearchConfig:
     spread_sample: int = 200  # random retained setups evaluated for the quality spread
     seed: int = 0
     bound_budget_s: float = 120.0  # wall time the bundle method may spend on the bound
+    gap_target: float = 1e-3  # lagrangian: stop improving once this close to the bound
+    local_budget_s: float = 150.0  # lagrangian: wall time after which local search stops
     ray_address: str | None = None  # executor "ray": the cluster to join (None: local)
 
 
