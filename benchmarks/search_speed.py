@@ -1,11 +1,11 @@
 """Search speed at scale: models × GPUs → seconds, setups evaluated, gap, peak memory.
 
-Each row plans the first K models of the built-in ``fleet-16m-64g`` scenario (5 open models
-and their fine-tunes, LLMRouter-derived workload) on G H100 GPUs in nodes of 8, at 5 req/s
-per GPU and its 30 ms mean-TTFT SLO, with latency profiles already cached (the first run
-estimates them: minutes). The scalable ``lagrangian`` search runs in a fresh process per row
-(peak RSS of it and its pool workers); the ``exhaustive`` reference runs beside it where it
-finishes within ``--exhaustive-limit-s``, and the two qualities are compared.
+Each row plans K models of the built-in ``fleet-16m-64g`` scenario (its 5 open base models
+first, 7B to 70B, then their fine-tunes; LLMRouter-derived workload) on G H100 GPUs in nodes
+of 8, at 5 req/s per GPU and its 30 ms mean-TTFT SLO, with latency profiles already cached
+(the first run estimates them: minutes). The scalable ``lagrangian`` search runs in a fresh
+process per row (peak RSS of it and its pool workers); the ``exhaustive`` reference runs
+beside it where it finishes within ``--exhaustive-limit-s``; the qualities are compared.
 Goals (issue: a search that scales): 6×8 ≤ 30 s; 16×64 ≤ 5 min with gap ≤ 1%; ≤ 2 GB.
 
 Run: ``.venv/bin/python benchmarks/search_speed.py [--rows 4x8,6x8,...] [--workers N]``
@@ -26,11 +26,17 @@ RATE_PER_GPU = 5.0
 
 
 def _spec(models: int, gpus: int):  # type: ignore[no-untyped-def]
-    from routerwise.scenarios.registry import load_scenario_spec
+    """The scenario's first ``models`` models, base models first (7B to 70B), on ``gpus``."""
+    from routerwise.scenarios.registry import SCENARIOS, load_scenario_spec
 
     spec = load_scenario_spec(SCENARIO)
+    tuned = {t.name for t in SCENARIOS[SCENARIO].fine_tunes}
+    ordered = sorted(spec.models, key=lambda m: m.name in tuned)  # stable: bases first
+    keep, drop = ordered[:models], ordered[models:]
     cluster = spec.cluster.model_copy(update={"num_gpus": gpus, "gpus_per_node": 8})
-    return spec.model_copy(update={"models": spec.models[:models], "cluster": cluster,
+    workload = spec.workload.model_copy(update={"ignore_models": tuple(
+        m.name for m in drop)})
+    return spec.model_copy(update={"models": tuple(keep), "cluster": cluster, "workload": workload,
                                    "rate_rps": RATE_PER_GPU * gpus})
 
 

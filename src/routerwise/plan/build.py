@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +154,41 @@ def _warnings(inputs: PlanInputs, per_model: Mapping[str, ModelLoad]) -> tuple[s
     return tuple(out)
 
 
+#: A model's routed mean prompt length may differ this much (relative) from the lengths its
+#: latency curve was estimated with before the plan warns (prefill time follows it).
+LENGTH_MIX_TOLERANCE = 0.2
+
+
+def length_mix_warnings(models: Sequence[str], index: Sequence[int], shares: np.ndarray,
+                        input_tokens: np.ndarray, profiled_mean: Mapping[str, float],
+                        tolerance: float = LENGTH_MIX_TOLERANCE) -> list[str]:
+    """Warnings for models whose routed prompts are much longer or shorter on average than
+    the prompts their curves were estimated with: the router's mix is not the workload's."""
+    out = []
+    for j, k in enumerate(index):
+        m, weight = models[k], float(shares[:, j].sum())
+        if weight <= 0 or m not in profiled_mean:
+            continue
+        routed = float(shares[:, j] @ input_tokens) / weight
+        ratio = routed / profiled_mean[m]
+        if abs(ratio - 1) > tolerance:
+            out.append(f"{m}: the router sends it prompts of {routed:.0f} input tokens on "
+                       f"average, {ratio:.2f}× the {profiled_mean[m]:.0f} its latency curve "
+                       f"was estimated with; its TTFT will be {'higher' if ratio > 1 else 'lower'}"
+                       " than planned — check with `routerwise simulate`")
+    return out
+
+
+def _routed_length_warnings(inputs: PlanInputs, ctx: EvalContext, routed: Routed | None
+                            ) -> list[str]:
+    tokens = inputs.workload.input_tokens
+    if routed is None or routed.result.shares is None or tokens is None:
+        return []
+    profiled = {m: float(np.mean(t.input_tokens)) for m, t in inputs.lengths.items()}
+    return length_mix_warnings(ctx.models, routed.index, routed.result.shares, tokens,
+                               profiled)
+
+
 def _search_summary(search: SearchResult, feasible_q: tuple[float, ...]) -> SearchSummary:
     spread = (feasible_q[-1] / feasible_q[0] - 1) if feasible_q and feasible_q[0] > 0 else None
     return SearchSummary(
@@ -228,7 +263,8 @@ def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,
         baselines={n: _baseline(ctx, inputs.workload, search, n) for n in BASELINES},
         infeasible=None if chosen is not None
         else _reachable_message(inputs, reachable(ctx, search.candidates)),
-        warnings=_warnings(inputs, per_model),
+        warnings=(*_warnings(inputs, per_model),
+                  *_routed_length_warnings(inputs, ctx, routed)),
         provenance=_provenance(inputs, shapes), inputs=_inputs_info(inputs, ctx),
         profiles_file=PROFILES_FILE)
     return BuiltPlan(plan, chosen, routed, feasible_q)
