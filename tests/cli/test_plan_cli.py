@@ -213,6 +213,13 @@ def test_supplied_profiles_replace_estimates(tmp_path: Path) -> None:
     used = pd.read_csv(tmp_path / "o" / "profiles.csv")
     small = used[(used["model"] == "small") & (used["tp"] == 1) & (used["mps_share"] == 1.0)]
     assert set(small["provenance"]) == {"measured"}
+    code, stdout, stderr = plan("--spec", str(write_spec(tmp_path)), "--out",
+                                str(tmp_path / "raw"), "--profiles", str(table), "--json",
+                                "--executor", "serial", "--no-correction")
+    assert code == 0, stderr
+    raw = json.loads(stdout)  # the same measured shape; the other shapes stay as estimated
+    assert raw["provenance"]["latency"] == ["estimated", "measured"]
+    assert not any(n.startswith("small on H100-SXM") for n in raw["provenance"]["notes"])
 
 
 def test_supplied_profiles_need_their_shape(tmp_path: Path) -> None:

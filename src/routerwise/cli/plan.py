@@ -62,6 +62,9 @@ def plan(
         None, "--predictor", metavar="DIR", help="Route on a trained predictor's scores "
         "(routerwise train-predictor; out of fold on its own training data) and report quality "
         "on the workload's labels."),
+    no_correction: bool = typer.Option(
+        False, "--no-correction", metavar="", help="Use estimated curves as estimated even "
+        "where --profiles measure other shapes of the same model (no time-scale correction)."),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Also print plan.json."),
 ) -> None:
     """Plan GPUs (tp, replicas, MPS share per model) and routing prices within a latency SLO."""
@@ -85,6 +88,7 @@ def plan(
         try:
             run = run_or_exit(lambda: make_plan(
                 spec_obj, source, spec_path, supplied=tables, predictor=predictor,
+                correct=not no_correction,
                 config=SearchConfig(method=search, executor=executor, workers=workers,
                                     ray_address=ray_address),
                 profile_progress=on_profile,

@@ -73,12 +73,14 @@ def make_plan(
     search_progress: Callable[[int, int], None] | None = None,
     enumeration_progress: Callable[[int], None] | None = None,
     predictor: Path | None = None,
+    correct: bool = True,
 ) -> PlanRun:
     inputs = plan_inputs(spec, source, spec_path, predictor)
     gpu = inputs.gpu.name
     needed = {shape_of(o.model, d, gpu) for o in inputs.options for d in o.options}
     shapes = shape_profiles(inputs.archs, inputs.gpu, needed, inputs.lengths,
-                            supplied=supplied, cache_dir=cache_dir, progress=profile_progress)
+                            supplied=supplied, cache_dir=cache_dir, progress=profile_progress,
+                            correct=correct)
     shapes = _cap(shapes, spec.slo.per_model_max_ms)
     if shapes.unusable:
         inputs = drop_unusable(inputs, shapes.unusable)
