@@ -16,8 +16,10 @@ from tests.deploy.conftest import write_files
 from tests.deploy.test_consistency import check_scripts_syntax, validate_k8s
 
 #: Scenarios small enough to plan here on every run; fleet-16m-64g (16 models on 64 GPUs:
-#: many minutes on 2 cores) is planned by the `scale` tests instead.
-SMALL = [n for n in SCENARIOS if load_scenario_spec(n).cluster.num_gpus <= 16]
+#: many minutes on 2 cores) is planned by the `scale` tests instead, and deploy refuses
+#: mixed GPU pools (tests/plan/test_mixed_pools.py checks that).
+SMALL = [n for n in SCENARIOS if (c := load_scenario_spec(n).cluster).total_gpus <= 16
+         and not c.mixed]
 
 
 @pytest.fixture(scope="session")

@@ -92,7 +92,7 @@ def test_pricing_matches_brute_force() -> None:
     rng = np.random.default_rng(5)
     for _ in range(5):
         value = np.maximum(rng.normal(0.02, 0.03, len(cols)), 0.0)
-        got = solve_pricing(cols, value, 2)
+        got = solve_pricing(cols, value, (2,))
         per_model = [[None, *np.flatnonzero(cols.model == m)] for m in range(len(MODELS))]
         brute = 0.0
         for combo in itertools.product(*per_model):
@@ -103,7 +103,7 @@ def test_pricing_matches_brute_force() -> None:
                 brute = max(brute, float(sum(value[c] for c in chosen)))
         assert got.value == pytest.approx(brute, abs=1e-9)
         assert got.bound >= brute - 1e-9
-        top = top_pricings(cols, value, 2, 4)
+        top = top_pricings(cols, value, (2,), 4)
         assert top[0].value == pytest.approx(brute, abs=1e-9)
         assert len({t.chosen for t in top}) == len(top)
         assert all(a.value >= b.value - 1e-9 for a, b in itertools.pairwise(top))

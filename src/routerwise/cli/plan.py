@@ -31,7 +31,7 @@ OUTPUT_FILES = (PLAN_FILE, PROFILES_FILE, "quality_spread.png", "latency_curves.
 
 def plan(
     scenario: Literal[
-        "fleet-16m-64g", "h100-mixed", "paper-a100-3m", "paper-a100-4m"
+        "fleet-16m-64g", "h100-mixed", "mixed-h100-a100", "paper-a100-3m", "paper-a100-4m"
     ] | None = typer.Argument(
         None, metavar="SCENARIO", help="Built-in scenario (default h100-mixed)."),
     spec: Path | None = typer.Option(None, "--spec", metavar="FILE",
@@ -174,11 +174,15 @@ def _render(run: PlanRun, out: Path) -> None:
 
 
 def _render_setup(plan: Plan) -> None:
-    setup = Table(title=f"Setup on {plan.cluster.num_gpus}× {plan.cluster.gpu_type}")
-    for col in ("model", "tp", "MPS share", "GPU ids"):
+    c = plan.cluster
+    where = (" + ".join(f"{p.num_gpus}× {p.gpu_type} (GPUs {p.first_gpu}–"
+                        f"{p.first_gpu + p.num_gpus - 1})" for p in c.pools)
+             if c.pools else f"{c.num_gpus}× {c.gpu_type}")
+    setup = Table(title=f"Setup on {where}")
+    for col in ("model", "GPU", "tp", "MPS share", "GPU ids"):
         setup.add_column(col, no_wrap=True, overflow="fold")
     for inst in plan.setup:
-        setup.add_row(inst.model, str(inst.tp), f"{inst.mps_share:.0%}",
+        setup.add_row(inst.model, inst.gpu_type, str(inst.tp), f"{inst.mps_share:.0%}",
                       ",".join(map(str, inst.gpu_ids)))
     console.print(setup)
     routing = Table(title=f"Routing at {plan.rate_rps:g} req/s")

@@ -332,6 +332,10 @@ def build_ir(plan: Plan, plan_text: str, source: str, options: DeployOptions) ->
     """The deployment description of ``plan``, read from ``source`` whose text is ``plan_text``."""
     from routerwise.deploy.explain import deployment_notes
 
+    if plan.cluster.mixed:
+        raise InputError(f"{source}: the plan spans node pools of several GPU types "
+                         f"({', '.join(p.gpu_type for p in plan.cluster.pools)}); deploying "
+                         "mixed clusters is not supported yet")
     gpu = get_gpu(plan.cluster.gpu_type)
     models = _spec_models(plan, source)
     archs = {m: arch for m, (arch, _) in models.items()}

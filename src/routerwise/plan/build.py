@@ -41,6 +41,7 @@ from routerwise.spec.plan import (
     Plan,
     PlanInputsInfo,
     PlanProvenance,
+    PoolInfo,
     Prediction,
     Quality,
     Reachable,
@@ -138,7 +139,9 @@ def _per_model(ctx: EvalContext, shapes: ShapeProfiles, chosen: Candidate, route
         rate = float(routed.result.rates_rps[j])
         sat = shapes.saturation_rps.get(dep.shape)
         cap = sat * dep.replicas if sat is not None else curves[m].capacity_rps_
-        out[m] = ModelLoad(dep.describe(), rate, _num(float(routed.result.latency_ms[j])),
+        name = dep.describe() if isinstance(ctx.gpu_type, str) else (
+            f"{dep.describe()} on {dep.gpu_type}")
+        out[m] = ModelLoad(name, rate, _num(float(routed.result.latency_ms[j])),
                            _num(cap), _num(rate / cap) if cap > 0 else None)
     return out
 
@@ -246,12 +249,11 @@ def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,
     per_model: dict[str, ModelLoad] = {}
     if chosen is not None and routed is not None:
         per_model = _per_model(ctx, shapes, chosen, routed)
-    c = spec.cluster
     plan = Plan(
         plan_version=PLAN_VERSION, feasible=chosen is not None, scenario=inputs.source,
         rate_rps=spec.rate_rps,
         slo=SloTarget("ttft", "mean", spec.slo.target_ms, spec.slo.per_model_max_ms),
-        cluster=ClusterInfo(inputs.gpu.name, c.num_gpus, c.gpus_per_node),
+        cluster=_cluster_info(inputs),
         models=tuple(ctx.models), quality=_quality(inputs.workload, routed),
         setup=() if chosen is None else chosen.setup.instances,
         deployments=() if chosen is None else chosen.setup.deployments,
@@ -268,6 +270,17 @@ def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,
         provenance=_provenance(inputs, shapes), inputs=_inputs_info(inputs, ctx),
         profiles_file=PROFILES_FILE)
     return BuiltPlan(plan, chosen, routed, feasible_q)
+
+
+def _cluster_info(inputs: PlanInputs) -> ClusterInfo:
+    c = inputs.spec.cluster
+    if not c.mixed:
+        return ClusterInfo(inputs.gpu.name, c.total_gpus, c.gpus_per_node)
+    pools, first = [], 0
+    for gpu, count, per_node in c.groups():
+        pools.append(PoolInfo(gpu, first, count, per_node))
+        first += count
+    return ClusterInfo("mixed", c.total_gpus, c.gpus_per_node, tuple(pools))
 
 
 def _routing(ctx: EvalContext, routed: Routed | None) -> Routing:

@@ -21,7 +21,8 @@ from routerwise.scenarios.registry import (
     load_scenario_spec,
     scenario_workload,
 )
-from routerwise.search.space import ModelOptions, model_options, shape_of
+from routerwise.search.placement import Layout, layout_of
+from routerwise.search.space import GpuTypes, ModelOptions, model_options, pooled_options, shape_of
 from routerwise.spec.catalog import GpuSpec, ModelArch, get_gpu, valid_tps
 from routerwise.spec.deployment import InstanceShape
 from routerwise.spec.spec_file import Spec, load_spec
@@ -45,6 +46,20 @@ class PlanInputs:
     options: list[ModelOptions]
     notes: tuple[str, ...]
     predictor: Path | None = None
+    #: the GPU of each node pool (``gpu`` is the first; one entry on a single-type cluster)
+    pool_gpus: tuple[GpuSpec, ...] = ()
+
+    @property
+    def gpu_types(self) -> GpuTypes:
+        """What the search keys curves by: one type, or each pool's."""
+        if len(self.pool_gpus) <= 1:
+            return self.gpu.name
+        return tuple(g.name for g in self.pool_gpus)
+
+    @property
+    def layout(self) -> Layout:
+        c = self.spec.cluster
+        return c.gpus_per_node if c.pools is None else layout_of(c.groups())
 
 
 def resolve_spec(scenario: str | None, spec_path: Path | None, rate_rps: float | None,
@@ -142,33 +157,37 @@ def plan_inputs(spec: Spec, source: str, spec_path: Path | None,
     if spec.slo.metric != "ttft" or spec.slo.stat != "mean":
         raise SpecError(f"{where}: slo: the planner optimises mean TTFT (metric: ttft, "
                         f"stat: mean); got metric={spec.slo.metric}, stat={spec.slo.stat}")
-    gpu = get_gpu(spec.cluster.gpu_type)
+    groups = spec.cluster.groups()
+    pool_gpus = tuple(get_gpu(g) for g, _, _ in groups)
     archs = {m.name: m.to_arch() for m in spec.models}
     workload = restrict_workload(spec, spec_workload(spec, spec_path), where)
     if predictor is not None:
         workload = predicted_workload(workload, predictor)
     lengths, notes = _lengths(workload, tuple(archs))
-    c = spec.cluster
-    options = [model_options(m.name, archs[m.name], gpu, c.num_gpus, c.gpus_per_node,
-                             max_tp=m.max_tp or 8) for m in spec.models]
+    options = [pooled_options([
+        model_options(m.name, archs[m.name], gpu, count, per_node, max_tp=m.max_tp or 8,
+                      pool=p) for p, (gpu, (_, count, per_node)) in
+        enumerate(zip(pool_gpus, groups, strict=True))]) for m in spec.models]
     for o in options:
         if not o.options:
-            _raise_does_not_fit(o.arch, gpu, c.num_gpus, c.gpus_per_node, o.model)
-    return PlanInputs(spec=spec, source=source, workload=workload, gpu=gpu, archs=archs,
-                      lengths=lengths, options=options, notes=notes,
-                      predictor=None if predictor is None else predictor.resolve())
+            _raise_does_not_fit(o.arch, pool_gpus, groups, o.model)
+    return PlanInputs(spec=spec, source=source, workload=workload, gpu=pool_gpus[0],
+                      archs=archs, lengths=lengths, options=options, notes=notes,
+                      predictor=None if predictor is None else predictor.resolve(),
+                      pool_gpus=pool_gpus)
 
 
 def drop_unusable(inputs: PlanInputs, unusable: Mapping[InstanceShape, str]) -> PlanInputs:
     """Remove deployments whose instance shape cannot serve the workload (noted in the plan)."""
     options = []
-    gpu = inputs.gpu.name
+    gpu = inputs.gpu_types
     for o in inputs.options:
         keep = tuple(d for d in o.options if shape_of(o.model, d, gpu) not in unusable)
         if not keep:
             reasons = {v for s, v in unusable.items() if s.model == o.model}
+            names = "/".join(sorted({g.name for g in inputs.pool_gpus or (inputs.gpu,)}))
             raise InfeasibleError(f"model {o.model!r} has no instance shape that can serve this "
-                                  f"workload on {inputs.gpu.name}: {sorted(reasons)[0]}")
+                                  f"workload on {names}: {sorted(reasons)[0]}")
         options.append(ModelOptions(o.model, o.arch, keep, o.enumerated))
     shapes = sorted(f"{s.model} {s.describe()}" for s in unusable)
     more = ", …" if len(shapes) > 6 else ""
@@ -186,14 +205,18 @@ def _reason_kind(reason: str) -> str:
     return "KV cache cannot hold the workload's longest request"
 
 
-def _raise_does_not_fit(arch: ModelArch, gpu: GpuSpec, num_gpus: int, per_node: int,
-                        name: str) -> None:
-    tps = [t for t in valid_tps(arch) if t <= min(num_gpus, per_node)]
-    tp = max(tps) if tps else 1
-    try:
-        kv_capacity_tokens(arch, gpu, tp, 1.0)
-    except InfeasibleError as exc:
-        raise InfeasibleError(
-            f"cluster: model {name!r} fits nowhere on {num_gpus}× {gpu.name} "
-            f"({per_node} per node): {exc}", reachable=exc.reachable) from None
-    raise InfeasibleError(f"model {name!r} has no deployment on {num_gpus}× {gpu.name}")
+def _raise_does_not_fit(arch: ModelArch, gpus: tuple[GpuSpec, ...],
+                        groups: tuple[tuple[str, int, int], ...], name: str) -> None:
+    where = " + ".join(f"{n}× {g.name} ({per} per node)"
+                       for g, (_, n, per) in zip(gpus, groups, strict=True))
+    pool = "pool" if len(groups) > 1 else "cluster"
+    for gpu, (_, num_gpus, per_node) in zip(gpus, groups, strict=True):
+        tps = [t for t in valid_tps(arch) if t <= min(num_gpus, per_node)]
+        try:
+            kv_capacity_tokens(arch, gpu, max(tps) if tps else 1, 1.0)
+        except InfeasibleError as exc:
+            last = exc
+            continue
+        raise InfeasibleError(f"model {name!r} has no deployment on {where}")
+    raise InfeasibleError(f"cluster: model {name!r} fits on no {pool} of {where}: {last}",
+                          reachable=last.reachable) from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -76,17 +77,19 @@ def make_plan(
     correct: bool = True,
 ) -> PlanRun:
     inputs = plan_inputs(spec, source, spec_path, predictor)
-    gpu = inputs.gpu.name
+    gpu = inputs.gpu_types
     needed = {shape_of(o.model, d, gpu) for o in inputs.options for d in o.options}
-    shapes = shape_profiles(inputs.archs, inputs.gpu, needed, inputs.lengths,
-                            supplied=supplied, cache_dir=cache_dir, progress=profile_progress,
-                            correct=correct)
+    by_type = {g.name: g for g in inputs.pool_gpus or (inputs.gpu,)}
+    shapes = _merged([
+        shape_profiles(inputs.archs, g, {n for n in needed if n.gpu_type == name},
+                       inputs.lengths, supplied=supplied, cache_dir=cache_dir,
+                       progress=profile_progress, correct=correct)
+        for name, g in by_type.items()])
     shapes = _cap(shapes, spec.slo.per_model_max_ms)
     if shapes.unusable:
         inputs = drop_unusable(inputs, shapes.unusable)
     ctx = context(inputs, shapes.curves)
-    c = spec.cluster
-    search = run_search(ctx, inputs.options, c.num_gpus, c.gpus_per_node, config,
+    search = run_search(ctx, inputs.options, spec.cluster.total_gpus, inputs.layout, config,
                            progress=search_progress, enumeration_progress=enumeration_progress)
     return PlanRun(built=build_plan(inputs, shapes, ctx, search), inputs=inputs, shapes=shapes,
                    ctx=ctx)
@@ -96,4 +99,17 @@ def context(inputs: PlanInputs, curves: Mapping[InstanceShape, LatencyCurve]) ->
     spec = inputs.spec
     return EvalContext(models=inputs.workload.models, scores=inputs.workload.scores,
                        shape_curves=curves, total_rps=spec.rate_rps,
-                       slo_ms=spec.slo.target_ms, gpu_type=inputs.gpu.name)
+                       slo_ms=spec.slo.target_ms, gpu_type=inputs.gpu_types)
+
+
+def _merged(parts: Sequence[ShapeProfiles]) -> ShapeProfiles:
+    """One GPU type's profiles after another's (node pools of several types)."""
+    if len(parts) == 1:
+        return parts[0]
+    def union(name: str) -> dict[Any, Any]:
+        return {k: v for p in parts for k, v in getattr(p, name).items()}
+    return ShapeProfiles(
+        curves=union("curves"), provenance=union("provenance"),
+        estimated=sum(p.estimated for p in parts), supplied=sum(p.supplied for p in parts),
+        unusable=union("unusable"), saturation_rps=union("saturation_rps"),
+        time_scales=union("time_scales"), notes=tuple(n for p in parts for n in p.notes))

@@ -80,6 +80,13 @@ SCENARIOS: Mapping[str, BuiltinScenario] = MappingProxyType(
             "Four current open models from 7B to 70B on LLMRouter's 14 tasks: Llama-3.1-8B and "
             "Qwen2.5-7B measured; Qwen2.5-32B and Llama-3.1-70B transferred via HELM Lite.",
         ),
+        "mixed-h100-a100": BuiltinScenario(
+            "mixed-h100-a100",
+            "llmrouter-open-models",
+            ("llama-3.1-8b", "qwen2.5-7b", "qwen2.5-32b", "llama-3.1-70b"),
+            "The four models of h100-mixed on a cluster of two node pools: 4 H100 and "
+            "4 A100-80GB (each model on one GPU type; different models on different types).",
+        ),
         "fleet-16m-64g": BuiltinScenario(
             "fleet-16m-64g",
             "llmrouter-open-models",

@@ -15,14 +15,14 @@ import math
 from collections.abc import Sequence
 
 from routerwise.search.enumerate import PlacedSetup
-from routerwise.search.placement import UnitInstance, place_deployment
+from routerwise.search.placement import Layout, UnitInstance, place_deployment
 from routerwise.search.space import SHARE_UNITS, DeploymentOption, ModelOptions, SetupOption
 
 BASELINES = ("equal_split", "size_proportional", "isolated", "best_single_model")
 
 
 def place(options: Sequence[ModelOptions], chosen: Sequence[DeploymentOption | None], num_gpus: int,
-          gpus_per_node: int) -> PlacedSetup | None:
+          gpus_per_node: Layout) -> PlacedSetup | None:
     """Place ``chosen`` (models in decreasing size, first fit); None when it does not fit."""
     loads = [0] * num_gpus
     placed: dict[int, tuple[UnitInstance, ...]] = {}
@@ -41,7 +41,7 @@ def place(options: Sequence[ModelOptions], chosen: Sequence[DeploymentOption | N
 
 def place_variants(options: Sequence[ModelOptions],
                    variants: Sequence[Sequence[DeploymentOption | None]], num_gpus: int,
-                   gpus_per_node: int, max_tries: int = 2000) -> PlacedSetup | None:
+                   gpus_per_node: Layout, max_tries: int = 2000) -> PlacedSetup | None:
     """The first placeable combination of per-model ``variants`` (each list in order of
     preference), depth-first with models in decreasing size and placement as it goes."""
     order = sorted(range(len(options)), key=lambda i: -options[i].arch.params_b)
@@ -76,7 +76,7 @@ def place_variants(options: Sequence[ModelOptions],
 
 
 def budget_split(options: Sequence[ModelOptions], weights: Sequence[float], num_gpus: int,
-                 gpus_per_node: int, max_tries: int = 5000) -> PlacedSetup | None:
+                 gpus_per_node: Layout, max_tries: int = 5000) -> PlacedSetup | None:
     """Each model gets ``weight``'s fraction of the cluster's share units: the placeable
     combination that uses the most of each model's budget (depth-first, largest first)."""
     total = sum(weights)
@@ -94,7 +94,7 @@ def budget_split(options: Sequence[ModelOptions], weights: Sequence[float], num_
     return None
 
 
-def isolated_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int
+def isolated_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: Layout
                     ) -> list[PlacedSetup]:
     """Every placement of all models on whole, dedicated GPUs (share 100%)."""
     whole = [[d for d in o.options if d.share_units == SHARE_UNITS] for o in options]
@@ -108,7 +108,7 @@ def isolated_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_nod
     return out
 
 
-def single_model_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int
+def single_model_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: Layout
                         ) -> list[PlacedSetup]:
     """Each model alone on the whole cluster: every whole-GPU deployment that uses it all."""
     out = []
@@ -128,7 +128,7 @@ def isolated_combinations(options: Sequence[ModelOptions]) -> int:
     return math.prod(sum(1 for d in o.options if d.share_units == SHARE_UNITS) for o in options)
 
 
-def baseline_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int,
+def baseline_setups(options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: Layout,
                     isolated_limit: int | None = None) -> dict[str, list[PlacedSetup]]:
     """Candidate setups of each baseline (possibly none: then that baseline is infeasible).
 

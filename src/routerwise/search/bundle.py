@@ -52,7 +52,7 @@ class BundleResult:
 
 
 def dual_point(scores: FloatArray, cols: Columns, p: FloatArray, slo_ms: float,
-               num_gpus: int) -> DualPoint:
+               pool_gpus: tuple[int, ...]) -> DualPoint:
     """``U(α, b)``, a subgradient, and the pricing problem's chosen columns."""
     k = scores.shape[1]
     alpha, b = p[:k], float(p[k])
@@ -60,7 +60,7 @@ def dual_point(scores: FloatArray, cols: Columns, p: FloatArray, slo_ms: float,
     arg = shifted.argmax(axis=1)
     demand = np.bincount(arg, minlength=k) / len(arg)
     prices = price_columns(cols, alpha, b / slo_ms)
-    pricing = solve_pricing(cols, prices.value, num_gpus)
+    pricing = solve_pricing(cols, prices.value, pool_gpus)
     x = np.zeros(k)
     chosen = list(pricing.chosen)
     x[cols.model[chosen]] = prices.x[chosen]

@@ -52,6 +52,7 @@ class Columns:
     model: IntArray  # (C,) model index of each column
     units: IntArray  # (C,) share units used
     rounded: FloatArray  # (len(DFF_KS), C) Σ over the column's shards of u_k(share)
+    pool: IntArray  # (C,) the node pool its GPUs are in
     shape: IntArray  # (C,) the column's instance shape
     reps: IntArray  # (C,) its replicas
     shape_model: IntArray  # (S,) model index of each shape
@@ -71,22 +72,34 @@ def build_columns(evaluator: Evaluator, options: list[ModelOptions],
             if keep is None or keep(d)]
     if not opts:
         raise InfeasibleError("no deployment option of any model fits on the cluster")
-    shapes = sorted({(i, d.tp, d.share_units) for i, d in opts})
+    shapes = sorted({(i, d.tp, d.share_units, d.pool) for i, d in opts})
     index = {s: k for k, s in enumerate(shapes)}
-    envelopes = [evaluator.cost(options[i].model, DeploymentOption(tp, su, 1))
-                 for i, tp, su in shapes]
+    envelopes = [evaluator.cost(options[i].model, DeploymentOption(tp, su, 1, pool))
+                 for i, tp, su, pool in shapes]
     lengths = np.array([len(c.xs) for c in envelopes])
     deps = [d for _, d in opts]
     return Columns(
         models=tuple(o.model for o in options), options=tuple(deps),
         model=np.array([i for i, _ in opts]), units=np.array([d.units for d in deps]),
         rounded=np.array([[d.shards * dff(k, d.share_units) for d in deps] for k in DFF_KS]),
-        shape=np.array([index[(i, d.tp, d.share_units)] for i, d in opts]),
+        pool=np.array([d.pool for d in deps]),
+        shape=np.array([index[(i, d.tp, d.share_units, d.pool)] for i, d in opts]),
         reps=np.array([d.replicas for d in deps]),
-        shape_model=np.array([i for i, _, _ in shapes]),
+        shape_model=np.array([i for i, _, _, _ in shapes]),
         vx=np.concatenate([c.xs for c in envelopes]),
         vh=np.concatenate([c.hs for c in envelopes]),
         vshape=np.repeat(np.arange(len(shapes)), lengths), last=np.cumsum(lengths) - 1)
+
+
+def capacity_rows(cols: Columns, pools: int) -> FloatArray:
+    """(pools·(1 + len(DFF_KS)), C): each column's GPUs of share and rounded shares, in its
+    pool's block of rows (each block is bounded by the pool's GPU count)."""
+    per = np.vstack((cols.units[None, :] / SHARE_UNITS, cols.rounded))
+    out = np.zeros((pools * len(per), len(cols)))
+    for p in range(pools):
+        mine = cols.pool == p
+        out[p * len(per):(p + 1) * len(per), mine] = per[:, mine]
+    return out
 
 
 def dff(k: int, share_units: int) -> float:
@@ -143,7 +156,7 @@ class Pricing:
 def _useful(cols: Columns, value: FloatArray) -> IntArray:
     """Columns worth keeping: positive value and not dominated by a column of the same model
     that is worth at least as much while using no more of any resource row."""
-    use = np.vstack((cols.units[None, :] / SHARE_UNITS, cols.rounded))  # (rows, C)
+    use = capacity_rows(cols, int(cols.pool.max()) + 1)  # (rows, C)
     keep: list[IntArray] = []
     for m in range(len(cols.models)):
         idx = np.flatnonzero((cols.model == m) & (value > 1e-12))
@@ -163,26 +176,26 @@ def _pareto(use: FloatArray, value: FloatArray) -> IntArray:
     return out
 
 
-def solve_pricing(cols: Columns, value: FloatArray, num_gpus: int) -> Pricing:
-    """Maximise Σ g_c over at most one column per model within the cluster's capacity."""
-    return _solve(cols, value, num_gpus, _useful(cols, value), ())
+def solve_pricing(cols: Columns, value: FloatArray, pool_gpus: tuple[int, ...]) -> Pricing:
+    """Maximise Σ g_c over at most one column per model within each pool's capacity."""
+    return _solve(cols, value, pool_gpus, _useful(cols, value), ())
 
 
-def top_pricings(cols: Columns, value: FloatArray, num_gpus: int, count: int
+def top_pricings(cols: Columns, value: FloatArray, pool_gpus: tuple[int, ...], count: int
                  ) -> list[Pricing]:
     """The ``count`` best distinct solutions of the pricing problem (no-good cuts) over the
     columns not dominated in value and capacity (placement repairs shapes later)."""
     use = _useful(cols, value)
     out: list[Pricing] = []
     for _ in range(count):
-        found = _solve(cols, value, num_gpus, use, tuple(p.chosen for p in out))
+        found = _solve(cols, value, pool_gpus, use, tuple(p.chosen for p in out))
         if not found.chosen or found.chosen in {p.chosen for p in out}:
             break
         out.append(found)
     return out
 
 
-def _solve(cols: Columns, value: FloatArray, num_gpus: int, use: IntArray,
+def _solve(cols: Columns, value: FloatArray, pool_gpus: tuple[int, ...], use: IntArray,
            exclude: tuple[tuple[int, ...], ...]) -> Pricing:
     from scipy.optimize import Bounds, LinearConstraint, milp  # heavy: imported on use
     from scipy.sparse import csr_matrix, vstack
@@ -192,9 +205,9 @@ def _solve(cols: Columns, value: FloatArray, num_gpus: int, use: IntArray,
     k, r = len(cols.models), len(DFF_KS)
     one_per_model = csr_matrix((np.ones(len(use)), (cols.model[use], np.arange(len(use)))),
                                shape=(k, len(use)))
-    capacity = np.vstack((cols.units[None, use] / SHARE_UNITS, cols.rounded[:, use]))
+    capacity = capacity_rows(cols, len(pool_gpus))[:, use]
     rows = [one_per_model, csr_matrix(capacity)]
-    upper = [np.ones(k), np.full(r + 1, float(num_gpus))]
+    upper = [np.ones(k), np.repeat(np.asarray(pool_gpus, dtype=float), r + 1)]
     position = {int(c): j for j, c in enumerate(use)}
     for chosen in exclude:  # Σ_{c∈S} y_c − Σ_{c∉S} y_c ≤ |S| − 1
         cut = -np.ones(len(use))

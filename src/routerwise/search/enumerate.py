@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from routerwise.search.placement import UnitInstance, place_deployment
+from routerwise.search.placement import Layout, UnitInstance, place_deployment
 from routerwise.search.space import SHARE_UNITS, DeploymentOption, ModelOptions, SetupOption
 
 
@@ -41,7 +41,7 @@ def count_combinations(options: list[ModelOptions]) -> int:
 Chosen = tuple[DeploymentOption | None, ...]
 
 
-def _walk(options: list[ModelOptions], num_gpus: int, gpus_per_node: int
+def _walk(options: list[ModelOptions], num_gpus: int, gpus_per_node: Layout
           ) -> Iterator[tuple[Chosen, tuple[UnitInstance, ...]]]:
     """Depth-first over per-model options, models in decreasing size, placing as it goes
     (first fit); yields every non-empty placeable combination with its instances."""
@@ -94,7 +94,7 @@ def _upgrades(chosen: Chosen, options: list[ModelOptions], allowed: list[set[Dep
 TICK_EVERY = 5000
 
 
-def enumerate_setups(options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
+def enumerate_setups(options: list[ModelOptions], num_gpus: int, gpus_per_node: Layout,
                      counts: EnumerationCounts, tick: Callable[[int], None] | None = None
                      ) -> Iterator[PlacedSetup]:
     """Yield every retained (placeable) setup, dominated ones flagged; fills ``counts``.

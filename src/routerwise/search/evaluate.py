@@ -18,7 +18,7 @@ from routerwise.routing.dual import Hint, solve_dual
 from routerwise.routing.problem import RoutingProblem, RoutingResult
 from routerwise.routing.reachable import envelope_floor_ms
 from routerwise.search.curves import ShapeCurves, deployment_curve
-from routerwise.search.space import DeploymentOption, SetupOption, shape_of
+from routerwise.search.space import DeploymentOption, GpuTypes, SetupOption, shape_of
 from routerwise.spec.core import FloatArray, readonly
 
 
@@ -31,7 +31,7 @@ class EvalContext:
     shape_curves: ShapeCurves
     total_rps: float
     slo_ms: float
-    gpu_type: str
+    gpu_type: GpuTypes  # one type, or the type of each node pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,8 @@ class Evaluator:
         key = (model, dep)
         if key not in self.envelopes:
             self.envelopes[key] = scaled_envelope(
-                self.cost(model, DeploymentOption(dep.tp, dep.share_units, 1)), dep.replicas)
+                self.cost(model, DeploymentOption(dep.tp, dep.share_units, 1, dep.pool)),
+                dep.replicas)
         return self.envelopes[key]
 
     def problem(self, setup: SetupOption) -> tuple[RoutingProblem, list[ModelCost], list[int]]:

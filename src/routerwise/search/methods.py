@@ -13,6 +13,7 @@ from typing import Protocol
 
 from routerwise.errors import InputError
 from routerwise.search.evaluate import EvalContext
+from routerwise.search.placement import Layout
 from routerwise.search.scalable import scalable_search
 from routerwise.search.search import SearchConfig, SearchResult, search_setups
 from routerwise.search.space import ModelOptions
@@ -20,13 +21,13 @@ from routerwise.search.space import ModelOptions
 
 class SearchMethod(Protocol):
     def __call__(self, ctx: EvalContext, options: list[ModelOptions], num_gpus: int,
-                 gpus_per_node: int, config: SearchConfig,
+                 gpus_per_node: Layout, config: SearchConfig,
                  progress: Callable[[int, int], None] | None,
                  enumeration_progress: Callable[[int], None] | None) -> SearchResult: ...
 
 
 def _exhaustive(ctx: EvalContext, options: list[ModelOptions], num_gpus: int,
-                gpus_per_node: int, config: SearchConfig,
+                gpus_per_node: Layout, config: SearchConfig,
                 progress: Callable[[int, int], None] | None,
                 enumeration_progress: Callable[[int], None] | None) -> SearchResult:
     return search_setups(ctx, options, num_gpus, gpus_per_node, config, progress,
@@ -34,7 +35,7 @@ def _exhaustive(ctx: EvalContext, options: list[ModelOptions], num_gpus: int,
 
 
 def _lagrangian(ctx: EvalContext, options: list[ModelOptions], num_gpus: int,
-                gpus_per_node: int, config: SearchConfig,
+                gpus_per_node: Layout, config: SearchConfig,
                 progress: Callable[[int, int], None] | None,
                 enumeration_progress: Callable[[int], None] | None) -> SearchResult:
     return scalable_search(ctx, options, num_gpus, gpus_per_node, config, progress)
@@ -45,7 +46,7 @@ SEARCH_METHODS: Mapping[str, SearchMethod] = MappingProxyType(
 
 
 def run_search(ctx: EvalContext, options: list[ModelOptions], num_gpus: int,
-               gpus_per_node: int, config: SearchConfig = SearchConfig(),
+               gpus_per_node: Layout, config: SearchConfig = SearchConfig(),
                progress: Callable[[int, int], None] | None = None,
                enumeration_progress: Callable[[int], None] | None = None) -> SearchResult:
     """Run ``config.method``; an unknown name is an InputError listing the known ones."""

@@ -72,7 +72,7 @@ def route_setup(ctx: EvalContext, setup: Setup, warm: Candidate | None = None) -
     The dual lands where the search did; on the SLO's numerical edge the exact LP settles it.
     """
     evaluator = Evaluator(ctx)
-    option = option_of(setup, ctx.models)
+    option = option_of(setup, ctx.models, ctx.gpu_type)
     hint = None
     if warm is not None and warm.prices:
         deployed = [k for k, d in enumerate(option.deployments) if d is not None]
@@ -102,7 +102,7 @@ def reachable(ctx: EvalContext, candidates: Sequence[Candidate]) -> ReachableInf
     for capacity, c in by_capacity[:MAX_RATE_CHECKS]:
         if best is not None and capacity <= best:
             break
-        problem, _, _ = evaluator.problem(option_of(c.setup, ctx.models))
+        problem, _, _ = evaluator.problem(option_of(c.setup, ctx.models, ctx.gpu_type))
         rate = max_rate_meeting_slo(problem)
         if rate is not None and (best is None or rate > best):
             best = rate

@@ -36,6 +36,7 @@ from routerwise.search.enumerate import PlacedSetup, count_combinations
 from routerwise.search.evaluate import EvalContext, Evaluator, Outcome
 from routerwise.search.executors import Executor, make_executor
 from routerwise.search.local import neighbours
+from routerwise.search.placement import Layout, pool_sizes
 from routerwise.search.search import SearchConfig, SearchResult, make_candidate
 from routerwise.search.space import SHARE_UNITS, DeploymentOption, ModelOptions, SetupOption
 from routerwise.spec.core import FloatArray
@@ -106,16 +107,16 @@ def _start(ctx: EvalContext, best: Outcome | None) -> FloatArray:
     return np.concatenate((alpha, [max(best.multiplier, 0.0) * ctx.slo_ms]))
 
 
-def _bound_search(ctx: EvalContext, cols: Columns, start: FloatArray, num_gpus: int,
-                  budget_s: float) -> BundleResult:
+def _bound_search(ctx: EvalContext, cols: Columns, start: FloatArray,
+                  pool_gpus: tuple[int, ...], budget_s: float) -> BundleResult:
     def evaluate(p: FloatArray) -> DualPoint:
-        return dual_point(ctx.scores, cols, p, ctx.slo_ms, num_gpus)
+        return dual_point(ctx.scores, cols, p, ctx.slo_ms, pool_gpus)
 
     return minimise_bound(evaluate, start, budget_s=budget_s)
 
 
 def _repaired(cols: Columns, chosen: tuple[int, ...], value: FloatArray,
-              options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int
+              options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: Layout
               ) -> PlacedSetup | None:
     """Place the pricing's columns; when first fit cannot, try each model's other shapes on
     the same share units (tp, share and replicas traded), the most valuable first — the
@@ -138,7 +139,7 @@ def _repaired(cols: Columns, chosen: tuple[int, ...], value: FloatArray,
 
 
 def _priced(book: _Book, cols: Columns, bundle: BundleResult, options: Sequence[ModelOptions],
-            num_gpus: int, gpus_per_node: int, tags: tuple[str, ...]) -> list[int]:
+            num_gpus: int, gpus_per_node: Layout, tags: tuple[str, ...]) -> list[int]:
     """Place the setups the pricing problem proposed (best dual points first)."""
     out: list[int] = []
     seen: set[tuple[int, ...]] = set()
@@ -200,7 +201,7 @@ class _Climb:
     options: Sequence[ModelOptions]
     allowed: Sequence[frozenset[DeploymentOption]]
     num_gpus: int
-    gpus_per_node: int
+    gpus_per_node: Layout
     tags: tuple[str, ...]
     among: Callable[[int], bool]
     fallback: _Duals
@@ -280,7 +281,7 @@ class _Phase:
 
 
 def _run_phase(ctx: EvalContext, evaluator: Evaluator, book: _Book, phase: _Phase,
-               options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: int,
+               options: Sequence[ModelOptions], num_gpus: int, gpus_per_node: Layout,
                config: SearchConfig) -> BundleResult:
     keep = phase.keep
     cols = build_columns(evaluator, list(options), keep)
@@ -292,7 +293,8 @@ def _run_phase(ctx: EvalContext, evaluator: Evaluator, book: _Book, phase: _Phas
     budget_s = config.bound_budget_s if keep is None else config.bound_budget_s / 4
     deadline = time.perf_counter() + (config.local_budget_s if keep is None
                                       else config.local_budget_s / 4)
-    bundle = _bound_search(ctx, cols, _start(ctx, book.best(among)), num_gpus, budget_s)
+    pool_gpus = pool_sizes(gpus_per_node, num_gpus)
+    bundle = _bound_search(ctx, cols, _start(ctx, book.best(among)), pool_gpus, budget_s)
     priced = _priced(book, cols, bundle, options, num_gpus, gpus_per_node, phase.tags)
     book.evaluate(priced)
     k = len(ctx.models)
@@ -310,12 +312,12 @@ def _run_phase(ctx: EvalContext, evaluator: Evaluator, book: _Book, phase: _Phas
 
 def _proposals(ctx: EvalContext, evaluator: Evaluator, book: _Book, cols: Columns,
                duals: _Duals, options: Sequence[ModelOptions], num_gpus: int,
-               gpus_per_node: int, tags: tuple[str, ...], among: Callable[[int], bool]
+               gpus_per_node: Layout, tags: tuple[str, ...], among: Callable[[int], bool]
                ) -> list[int]:
     """The pricing problem's best distinct solutions at the best duals, placed, and evaluated
     in order of their own bound while that bound can beat the best found."""
     value = price_columns(cols, duals.alpha, duals.beta).value
-    found = top_pricings(cols, value, num_gpus, TOP_PROPOSALS)
+    found = top_pricings(cols, value, pool_sizes(gpus_per_node, num_gpus), TOP_PROPOSALS)
     placed = [ps for p in found if (ps := _repaired(cols, p.chosen, value, options, num_gpus,
                                                     gpus_per_node)) is not None]
     fresh = [ps for ps in placed if ps.setup not in book.index]
@@ -339,7 +341,7 @@ def _whole(d: DeploymentOption) -> bool:
 
 
 def _seed_baselines(book: _Book, options: list[ModelOptions], num_gpus: int,
-                    gpus_per_node: int) -> bool:
+                    gpus_per_node: Layout) -> bool:
     """Add the baselines' setups; False when ``isolated`` was too big to list (searched)."""
     base = baseline_setups(options, num_gpus, gpus_per_node, isolated_limit=2000)
     for name in BASELINES:
@@ -349,7 +351,7 @@ def _seed_baselines(book: _Book, options: list[ModelOptions], num_gpus: int,
 
 
 def scalable_search(ctx: EvalContext, options: list[ModelOptions], num_gpus: int,
-                    gpus_per_node: int, config: SearchConfig = SearchConfig(),
+                    gpus_per_node: Layout, config: SearchConfig = SearchConfig(),
                     progress: Progress | None = None) -> SearchResult:
     """Search without enumerating; the result carries a proven upper bound."""
     start = time.perf_counter()

@@ -26,8 +26,8 @@ from routerwise.search.bounds import BOUND_SLACK, lagrangian_bounds
 from routerwise.search.enumerate import EnumerationCounts, PlacedSetup, enumerate_setups
 from routerwise.search.evaluate import EvalContext, Evaluator, Outcome
 from routerwise.search.executors import Batch, make_executor
-from routerwise.search.placement import typed_setup
-from routerwise.search.space import ModelOptions
+from routerwise.search.placement import Layout, typed_setup
+from routerwise.search.space import GpuTypes, ModelOptions
 from routerwise.spec.deployment import Setup
 
 Status = Literal["feasible", "infeasible", "pruned_bound", "sampled_out"]
@@ -95,8 +95,9 @@ class SearchResult:
         return (self.upper_bound - best) / self.upper_bound if self.upper_bound > 0 else math.nan
 
 
-def make_candidate(ps: PlacedSetup, gpu_type: str, index: int, out: Outcome | None, bound: float,
-               ceiling_hit: bool, baselines: tuple[str, ...] = ()) -> Candidate:
+def make_candidate(ps: PlacedSetup, gpu_type: GpuTypes, index: int, out: Outcome | None,
+                   bound: float, ceiling_hit: bool, baselines: tuple[str, ...] = ()
+                   ) -> Candidate:
     setup = typed_setup(ps.setup, ps.instances, gpu_type)
     if out is None:
         if bound == -math.inf:
@@ -114,7 +115,7 @@ def make_candidate(ps: PlacedSetup, gpu_type: str, index: int, out: Outcome | No
 
 
 def search_setups(
-    ctx: EvalContext, options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
+    ctx: EvalContext, options: list[ModelOptions], num_gpus: int, gpus_per_node: Layout,
     config: SearchConfig = SearchConfig(), progress: Progress | None = None,
     enumeration_progress: Callable[[int], None] | None = None,
 ) -> SearchResult:
@@ -211,7 +212,7 @@ def _branch_and_bound(ctx: EvalContext, everything: list[PlacedSetup],
     return bounds, False
 
 
-def _collect(options: list[ModelOptions], num_gpus: int, gpus_per_node: int,
+def _collect(options: list[ModelOptions], num_gpus: int, gpus_per_node: Layout,
              counts: EnumerationCounts, sample: int, rng: np.random.Generator,
              tick: Callable[[int], None] | None = None
              ) -> tuple[list[PlacedSetup], list[PlacedSetup]]:

@@ -10,6 +10,7 @@ fractions) and :func:`option_of` turns a typed setup back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from routerwise.errors import InputError
@@ -23,11 +24,13 @@ TP_CHOICES = (1, 2, 4, 8)
 
 @dataclass(frozen=True, slots=True, order=True)
 class DeploymentOption:
-    """``replicas`` instances of ``tp`` GPUs each, every shard at ``share_units`` tenths."""
+    """``replicas`` instances of ``tp`` GPUs each, every shard at ``share_units`` tenths, on
+    the GPUs of node pool ``pool`` (0 on a single-type cluster)."""
 
     tp: int
     share_units: int
     replicas: int
+    pool: int = 0
 
     def __post_init__(self) -> None:
         if self.tp not in TP_CHOICES:
@@ -36,6 +39,8 @@ class DeploymentOption:
             raise InputError(f"{self.share_units=} must be in 1..{SHARE_UNITS}")
         if self.replicas < 1:
             raise InputError(f"{self.replicas=} must be >= 1")
+        if self.pool < 0:
+            raise InputError(f"{self.pool=} must be >= 0")
 
     @property
     def mps_share(self) -> float:
@@ -65,7 +70,7 @@ class ModelOptions:
 
 
 def model_options(name: str, arch: ModelArch, gpu: GpuSpec, num_gpus: int, gpus_per_node: int,
-                  max_tp: int = 8) -> ModelOptions:
+                  max_tp: int = 8, pool: int = 0) -> ModelOptions:
     """Deployments of ``arch`` on ``gpu``: tp dividing its heads, 10%-steps, replicas ≤ GPUs/tp.
 
     Shards of one model go to distinct GPUs, so ``tp · replicas ≤ num_gpus``; tp stays inside
@@ -80,8 +85,23 @@ def model_options(name: str, arch: ModelArch, gpu: GpuSpec, num_gpus: int, gpus_
             enumerated += reps
             if not fits(arch, gpu, tp, units / SHARE_UNITS):
                 continue
-            opts.extend(DeploymentOption(tp, units, r) for r in range(1, reps + 1))
+            opts.extend(DeploymentOption(tp, units, r, pool) for r in range(1, reps + 1))
     return ModelOptions(model=name, arch=arch, options=tuple(opts), enumerated=enumerated)
+
+
+def pooled_options(per_pool: Sequence[ModelOptions]) -> ModelOptions:
+    """One model's options on every pool together (a deployment uses one pool)."""
+    first = per_pool[0]
+    return ModelOptions(first.model, first.arch, tuple(d for o in per_pool for d in o.options),
+                        sum(o.enumerated for o in per_pool))
+
+
+#: The GPU type of each pool (a single string on a single-type cluster).
+GpuTypes = str | tuple[str, ...]
+
+
+def gpu_of(gpu_types: GpuTypes, pool: int) -> str:
+    return gpu_types if isinstance(gpu_types, str) else gpu_types[pool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,28 +124,32 @@ class SetupOption:
                          for m, d in zip(self.models, self.deployments, strict=True))
 
 
-def shape_of(model: str, dep: DeploymentOption, gpu_type: str) -> InstanceShape:
-    """The typed instance shape of one option (share as a fraction)."""
-    return InstanceShape(model, gpu_type, dep.tp, dep.mps_share)
+def shape_of(model: str, dep: DeploymentOption, gpu_types: GpuTypes) -> InstanceShape:
+    """The typed instance shape of one option (share as a fraction) on its pool's GPU."""
+    return InstanceShape(model, gpu_of(gpu_types, dep.pool), dep.tp, dep.mps_share)
 
 
-def deployment_of(model: str, dep: DeploymentOption, gpu_type: str) -> Deployment:
-    return Deployment(model, gpu_type, dep.tp, dep.mps_share, dep.replicas)
+def deployment_of(model: str, dep: DeploymentOption, gpu_types: GpuTypes) -> Deployment:
+    return Deployment(model, gpu_of(gpu_types, dep.pool), dep.tp, dep.mps_share, dep.replicas)
 
 
-def option_from(dep: Deployment) -> DeploymentOption:
-    """A typed deployment on the search's grid (its share must be a multiple of 10%)."""
+def option_from(dep: Deployment, gpu_types: GpuTypes = ()) -> DeploymentOption:
+    """A typed deployment on the search's grid (its share must be a multiple of 10%), on the
+    first pool of its GPU type (curves depend on the type only)."""
     units = round(dep.mps_share * SHARE_UNITS)
     if abs(units - dep.mps_share * SHARE_UNITS) > 1e-6:
         raise InputError(f"{dep.model}: mps_share={dep.mps_share:g} is not on the search's "
                          f"grid of 1/{SHARE_UNITS} steps")
-    return DeploymentOption(dep.tp, units, dep.replicas)
+    pools = () if isinstance(gpu_types, str) else gpu_types
+    pool = pools.index(dep.gpu_type) if dep.gpu_type in pools else 0
+    return DeploymentOption(dep.tp, units, dep.replicas, pool)
 
 
-def option_of(setup: Setup, models: tuple[str, ...]) -> SetupOption:
+def option_of(setup: Setup, models: tuple[str, ...], gpu_types: GpuTypes = ()) -> SetupOption:
     """The setup option of a typed setup, over ``models`` (absent ones not deployed)."""
     unknown = [m for m in setup.models if m not in models]
     if unknown:
         raise InputError(f"setup deploys model(s) {unknown} that are not among {list(models)}")
-    deps = tuple(None if (d := setup.deployment(m)) is None else option_from(d) for m in models)
+    deps = tuple(None if (d := setup.deployment(m)) is None else option_from(d, gpu_types)
+                 for m in models)
     return SetupOption(models, deps)

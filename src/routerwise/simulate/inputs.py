@@ -182,6 +182,10 @@ def load_target(path: Path, baseline: str | None = None) -> SimTarget:
     workload = _workload(plan, models)
     rule = routing_rule(models, workload.scores, prices, plan.routing.tie_temperature, where)
     inp, out, note = _lengths(workload)
+    if plan.cluster.mixed:
+        raise InputError(f"{where}: the plan spans node pools of several GPU types "
+                         f"({', '.join(p.gpu_type for p in plan.cluster.pools)}); simulating "
+                         "mixed clusters is not supported yet")
     spec = parse_spec(plan.inputs.spec, f"{where}: inputs.spec")
     archs = {m.name: m.to_arch() for m in spec.models if m.name in models}
     profiles = plan_file.parent / plan.profiles_file

@@ -52,11 +52,27 @@ class SloTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolInfo:
+    __pydantic_config__ = _EDGE
+    gpu_type: Annotated[str, _d("GPU type of the pool's GPUs.")]
+    first_gpu: Annotated[int, Field(ge=0, description="Its first GPU id.")]
+    num_gpus: Annotated[int, Field(ge=1, description="GPUs in the pool (ids in order).")]
+    gpus_per_node: Annotated[int, Field(ge=1, description="GPUs per node (tp stays inside).")]
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterInfo:
     __pydantic_config__ = _EDGE
-    gpu_type: Annotated[str, _d("GPU type of every GPU.")]
+    gpu_type: Annotated[str, _d("GPU type of every GPU; 'mixed' with pools of several.")]
     num_gpus: Annotated[int, Field(ge=1, description="GPUs in the cluster.")]
-    gpus_per_node: Annotated[int, Field(ge=1, description="GPUs per node (tp stays inside).")]
+    gpus_per_node: Annotated[int, Field(ge=1, description="GPUs per node (tp stays inside; "
+                                                        "with pools, the largest).")]
+    pools: Annotated[tuple[PoolInfo, ...], _d("Node pools of a mixed cluster, GPU ids in "
+                                              "order (empty: one GPU type).")] = ()
+
+    @property
+    def mixed(self) -> bool:
+        return len({p.gpu_type for p in self.pools}) > 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,22 +30,90 @@ class _Edge(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ClusterSpec(_Edge):
-    """The GPUs available to serve all models."""
+def _catalog_gpu(value: str) -> str:
+    try:
+        return get_gpu(value).name
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
 
-    gpu_type: str = Field(description="GPU type from the catalog (e.g. A100-SXM-80GB, H100-SXM).")
-    num_gpus: int = Field(ge=1, description="Number of GPUs in the cluster.")
+
+class PoolSpec(_Edge):
+    """Identical nodes of one GPU type."""
+
+    gpu_type: str = Field(description="GPU type from the catalog (e.g. H100-SXM).")
+    nodes: int = Field(ge=1, description="Number of nodes in the pool.")
     gpus_per_node: int = Field(
-        default=8, ge=1, description="GPUs per node (tensor parallelism stays inside a node)."
-    )
+        default=8, ge=1, description="GPUs per node (tensor parallelism stays inside a node).")
 
     @field_validator("gpu_type")
     @classmethod
     def _known_gpu(cls, value: str) -> str:
-        try:
-            return get_gpu(value).name
-        except InputError as exc:
-            raise ValueError(str(exc)) from None
+        return _catalog_gpu(value)
+
+    @property
+    def num_gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+
+class ClusterSpec(_Edge):
+    """The GPUs available to serve all models: one GPU type (``gpu_type``, ``num_gpus``,
+    ``gpus_per_node``) or node pools of several (``pools``)."""
+
+    gpu_type: str | None = Field(
+        default=None, description="GPU type from the catalog (e.g. A100-SXM-80GB, H100-SXM); "
+        "omit with pools.")
+    num_gpus: int | None = Field(
+        default=None, ge=1, description="Number of GPUs in the cluster (with pools: filled in "
+        "as their total).")
+    gpus_per_node: int = Field(
+        default=8, ge=1, description="GPUs per node (tensor parallelism stays inside a node).")
+    pools: tuple[PoolSpec, ...] | None = Field(
+        default=None, min_length=1, description="Node pools, each of one GPU type; GPU ids "
+        "count up through the pools in this order.")
+
+    @field_validator("gpu_type")
+    @classmethod
+    def _known_gpu(cls, value: str | None) -> str | None:
+        return None if value is None else _catalog_gpu(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_form(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("pools") is None:
+            if isinstance(data, dict) and data.get("gpu_type") is None:
+                raise ValueError("give gpu_type and num_gpus, or pools")
+            if isinstance(data, dict) and data.get("num_gpus") is None:
+                raise ValueError("num_gpus is required with gpu_type")
+            return data
+        if data.get("gpu_type") is not None or data.get("num_gpus") is not None:
+            raise ValueError("give either pools or gpu_type/num_gpus, not both")
+        return data
+
+    @model_validator(mode="after")
+    def _totals(self) -> ClusterSpec:
+        if self.pools is not None:
+            object.__setattr__(self, "num_gpus", sum(p.num_gpus for p in self.pools))
+            if len({p.gpu_type for p in self.pools}) == 1:
+                object.__setattr__(self, "gpu_type", self.pools[0].gpu_type)
+            object.__setattr__(self, "gpus_per_node", max(p.gpus_per_node for p in self.pools))
+        return self
+
+    def groups(self) -> tuple[tuple[str, int, int], ...]:
+        """``(gpu_type, num_gpus, gpus_per_node)`` per pool, in GPU-id order (the single-type
+        form is one group; its last node may be partial)."""
+        if self.pools is not None:
+            return tuple((p.gpu_type, p.num_gpus, p.gpus_per_node) for p in self.pools)
+        assert self.gpu_type is not None and self.num_gpus is not None
+        return ((self.gpu_type, self.num_gpus, self.gpus_per_node),)
+
+    @property
+    def total_gpus(self) -> int:
+        assert self.num_gpus is not None
+        return self.num_gpus
+
+    @property
+    def mixed(self) -> bool:
+        return self.pools is not None and len({p.gpu_type for p in self.pools}) > 1
 
 
 class ModelEntry(_Edge):
