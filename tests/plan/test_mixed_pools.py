@@ -106,3 +106,13 @@ def test_simulate_and_deploy_refuse_mixed_plans_by_name(tmp_path: Path,
         build_ir(plan, dump_plan(plan), str(path), DeployOptions())
     with pytest.raises(InputError, match="several GPU types"):
         load_target(path)
+
+
+def test_a_pools_spec_dumps_as_written_and_validates_again() -> None:
+    """plan.json keeps the resolved spec; `route --plan` parses it back."""
+    spec = load_scenario_spec("mixed-h100-a100")
+    dumped = spec.model_dump(mode="json")
+    assert set(dumped["cluster"]) == {"pools"}
+    assert parse_spec(dumped).cluster.groups() == spec.cluster.groups()
+    single = load_scenario_spec("h100-mixed").model_dump(mode="json")["cluster"]
+    assert set(single) == {"gpu_type", "num_gpus", "gpus_per_node"}  # as before pools

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from routerwise.errors import InputError, SpecError
 from routerwise.spec.catalog import MODEL_CATALOG, ModelArch, get_gpu, get_model
@@ -97,6 +106,17 @@ class ClusterSpec(_Edge):
                 object.__setattr__(self, "gpu_type", self.pools[0].gpu_type)
             object.__setattr__(self, "gpus_per_node", max(p.gpus_per_node for p in self.pools))
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_derived(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """With pools, the totals filled in on validation are not written back (the dump
+        must validate again as it was written); without, no ``pools: null``."""
+        data: dict[str, Any] = handler(self)
+        derived = ("gpu_type", "num_gpus", "gpus_per_node") if self.pools is not None else (
+            "pools",)  # the single-type form dumps as it always did
+        for key in derived:
+            data.pop(key, None)
+        return data
 
     def groups(self) -> tuple[tuple[str, int, int], ...]:
         """``(gpu_type, num_gpus, gpus_per_node)`` per pool, in GPU-id order (the single-type
