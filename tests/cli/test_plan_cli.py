@@ -73,7 +73,8 @@ def test_plan_json_contract_and_files(tmp_path: Path) -> None:
     assert {"ttft_mean_ms", "per_model"} <= set(doc["predicted"])
     assert doc["slo"] == {"metric": "ttft", "stat": "mean", "target_ms": 400,
                           "per_model_max_ms": None}
-    assert doc["cluster"] == {"gpu_type": "H100-SXM", "num_gpus": 2, "gpus_per_node": 8}
+    assert doc["cluster"] == {"gpu_type": "H100-SXM", "num_gpus": 2, "gpus_per_node": 8,
+                              "pools": []}
     assert {"enumerated", "retained", "evaluated", "seconds", "quality_min",
             "quality_max"} <= set(doc["search"])
     assert set(doc["baselines"]) == {"equal_split", "size_proportional", "isolated",

@@ -117,7 +117,8 @@ def test_help_lists_the_choices(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("COLUMNS", "200")
     assert "[dual|exact]" in cli(["route", "--help"]).stdout
     assert "[fleet|per-model]" in cli(["route", "--help"]).stdout
-    assert "[serial|process]" in cli(["plan", "--help"]).stdout
+    assert "[serial|process|ray]" in cli(["plan", "--help"]).stdout
+    assert "[lagrangian|exhaustive]" in cli(["plan", "--help"]).stdout
 
 
 def test_every_command_is_tested_for_help() -> None:

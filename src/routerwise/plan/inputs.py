@@ -209,7 +209,7 @@ def _raise_does_not_fit(arch: ModelArch, gpus: tuple[GpuSpec, ...],
                         groups: tuple[tuple[str, int, int], ...], name: str) -> None:
     where = " + ".join(f"{n}× {g.name} ({per} per node)"
                        for g, (_, n, per) in zip(gpus, groups, strict=True))
-    pool = "pool" if len(groups) > 1 else "cluster"
+    verb = "fits on no pool of" if len(groups) > 1 else "fits nowhere on"
     for gpu, (_, num_gpus, per_node) in zip(gpus, groups, strict=True):
         tps = [t for t in valid_tps(arch) if t <= min(num_gpus, per_node)]
         try:
@@ -218,5 +218,5 @@ def _raise_does_not_fit(arch: ModelArch, gpus: tuple[GpuSpec, ...],
             last = exc
             continue
         raise InfeasibleError(f"model {name!r} has no deployment on {where}")
-    raise InfeasibleError(f"cluster: model {name!r} fits on no {pool} of {where}: {last}",
+    raise InfeasibleError(f"cluster: model {name!r} {verb} {where}: {last}",
                           reachable=last.reachable) from None
