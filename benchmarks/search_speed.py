@@ -54,6 +54,7 @@ def _row(models: int, gpus: int, method: str, workers: int) -> dict[str, object]
            (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     return {"seconds": plan.search.seconds, "total_s": time.perf_counter() - start,
             "evaluated": plan.search.evaluated, "gap": plan.search.gap,
+            "dual_points": plan.search.dual_iterations,
             "quality": plan.quality.predicted, "bound": plan.search.upper_bound,
             "feasible": plan.feasible, "peak_mb": max(rss) / 1024}
 
@@ -92,8 +93,8 @@ def main() -> None:
         return
     print(f"{SCENARIO} subsets on H100 (8 per node), {RATE_PER_GPU:g} req/s per GPU, "
           f"{args.workers} workers, profiles cached; lagrangian vs exhaustive")
-    print(f"{'models×GPUs':>11} {'search s':>9} {'evaluated':>9} {'gap':>7} {'peak MB':>8} "
-          f"{'quality':>8}  exhaustive")
+    print(f"{'models×GPUs':>11} {'search s':>9} {'evaluated':>9} {'duals':>5} {'gap':>7} "
+          f"{'peak MB':>8} {'quality':>8}  exhaustive")
     for row in args.rows.split(","):
         k, g = (int(x) for x in row.split("x"))
         _child(k, g, "lagrangian", args.workers, 3600)  # warm the profile cache
@@ -103,7 +104,8 @@ def main() -> None:
         same = ("" if ref is None or lag["quality"] is None or ref["quality"] is None else
                 f"  |ΔQ| {abs(float(lag['quality']) - float(ref['quality'])):.1e}")  # type: ignore[arg-type]
         gap = "—" if lag["gap"] is None else f"{float(lag['gap']):.2%}"  # type: ignore[arg-type]
-        print(f"{row:>11} {lag['seconds']:>9.1f} {lag['evaluated']:>9} {gap:>7} "
+        print(f"{row:>11} {lag['seconds']:>9.1f} {lag['evaluated']:>9} "
+              f"{lag['dual_points']:>5} {gap:>7} "
               f"{lag['peak_mb']:>8.0f} {lag['quality'] or float('nan'):>8.4f}  "
               f"{_fmt(ref, args.exhaustive_limit_s)}{same}", flush=True)
 
