@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -36,10 +37,12 @@ import httpx
 import numpy as np
 
 from routerwise.profiles.estimator import (
+    WARMUP_SHARE,
     InstanceShape,
     TokenLengths,
     estimate_profile,
-    saturation_rps,
+    sustained_capacity,
+    window_requests,
 )
 from routerwise.spec.catalog import get_gpu, get_model
 
@@ -95,6 +98,14 @@ def arrivals(rate_rps: float, n: int, seed: int) -> np.ndarray:
     """The estimator's arrival times at ``rate_rps`` (``run_rate``: same seed, same gaps)."""
     rng = np.random.default_rng(seed)
     return np.cumsum(rng.exponential(1.0, size=n)) / rate_rps
+
+
+def steady_arrivals(rate_rps: float, window: int, seed: int) -> tuple[np.ndarray, int]:
+    """The arrival times of the estimator's steady-state run at ``rate_rps`` (``steady_run``:
+    same seed, same gaps) and the index of its first measured request (after the warm-up)."""
+    total = math.ceil(window / (1 - WARMUP_SHARE))
+    gap_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
+    return np.cumsum(gap_rng.exponential(1.0, size=total)) / rate_rps, total - window
 
 
 async def _one(client: object, model: str, prompt: str, out: int, at: float,
@@ -173,7 +184,9 @@ def compare(shape: Shape, fractions: tuple[float, ...], n: int, input_tokens: in
     """Per rate: estimator vs emulator mean TTFT (ms) and the relative error."""
     lengths = TokenLengths.fixed(input_tokens, output_tokens)
     arch, gpu = get_model(shape.model), get_gpu(shape.gpu)
-    sat = saturation_rps(InstanceShape(arch, gpu, shape.tp, shape.mps_share), lengths)
+    capacity = sustained_capacity(InstanceShape(arch, gpu, shape.tp, shape.mps_share), lengths,
+                                  n, seed)
+    sat = capacity.rps
     rates = [f * sat for f in fractions]
     table = estimate_profile(arch, gpu, shape.tp, shape.mps_share, rates, lengths,
                              num_requests=n, seed=seed).frame
@@ -181,8 +194,11 @@ def compare(shape: Shape, fractions: tuple[float, ...], n: int, input_tokens: in
     with emulator(shape, free_port()) as url:
         asyncio.run(load(url, arch.id, np.zeros(2), input_tokens, 4, client))  # warm-up
         for rate, est in zip(rates, table["ttft_mean_ms"], strict=True):
-            ttft = asyncio.run(load(url, arch.id, arrivals(rate, n, seed), input_tokens,
-                                    output_tokens, client))
+            # the estimator's own experiment: its arrivals, its warm-up left out
+            times, first = steady_arrivals(
+                rate, window_requests(rate, n, None, capacity.lifetime_s), seed)
+            ttft = np.asarray(asyncio.run(load(url, arch.id, times, input_tokens,
+                                               output_tokens, client)))[first:]
             emu = float(np.mean(ttft))
             rows.append({"rate_rps": rate, "fraction": rate / sat, "estimator_ms": float(est),
                          "emulator_ms": emu, "error": emu / float(est) - 1,

@@ -227,7 +227,7 @@ def _check_rates(rates_rps: Sequence[float]) -> tuple[float, ...]:
     return tuple(sorted(set(rates)))
 
 
-def _window_requests(rate: float, num_requests: int, duration_s: float | None,
+def window_requests(rate: float, num_requests: int, duration_s: float | None,
                      lifetime_s: float) -> int:
     """Requests in a rate's measured window: ``rate · duration_s`` when a duration is given,
     else at least ``num_requests`` and ``WINDOW_LIFETIMES`` lifetimes."""
@@ -381,7 +381,7 @@ def estimate_profile(
     rows = []
     beyond = False
     for i, rate in enumerate(rates):
-        n = _window_requests(rate, num_requests, duration_s, capacity.lifetime_s)
+        n = window_requests(rate, num_requests, duration_s, capacity.lifetime_s)
         run = steady_run(shape, steps, cap, rate, lengths, n, seed)
         beyond = beyond or run.unstable
         rows.append(_row(shape, rate, run, beyond))
