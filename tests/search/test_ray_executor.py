@@ -11,34 +11,23 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 
 from routerwise.errors import InputError
 from routerwise.search.evaluate import EvalContext
 from routerwise.search.executors import make_executor
 from routerwise.search.search import Candidate, SearchConfig, search_setups
-from routerwise.search.space import ModelOptions, model_options
-from routerwise.spec.catalog import get_gpu, get_model
-from routerwise.spec.core import readonly
-from tests.search.synthetic import synthetic_curves
+from routerwise.search.space import ModelOptions
+from tests.search.synthetic import small_problem
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: "
                                         "pip install 'routerwise[ray]'")
 
-MODELS = ("llama-2-13b", "yi-34b", "llama-2-70b")
 
 
 @pytest.fixture(scope="module")
 def small() -> tuple[EvalContext, list[ModelOptions]]:
-    gpu = get_gpu("A100-SXM-80GB")
-    opts = [model_options(m, get_model(m), gpu, 4, 4) for m in MODELS]
-    rng = np.random.default_rng(3)
-    ability = np.array([0.0, 0.6, 1.0])
-    scores = 1 / (1 + np.exp(-(ability - rng.normal(0, 1.2, (80, 1)) + rng.normal(0, .7, (80, 3)))))
-    ctx = EvalContext(MODELS, readonly(scores), synthetic_curves(opts), total_rps=9.0,
-                      slo_ms=180.0, gpu_type=gpu.name)
-    return ctx, opts
+    return small_problem()
 
 
 @pytest.fixture

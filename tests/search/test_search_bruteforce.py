@@ -10,25 +10,13 @@ from routerwise.routing.exact import solve_exact
 from routerwise.search.enumerate import EnumerationCounts, enumerate_setups
 from routerwise.search.evaluate import EvalContext, Evaluator
 from routerwise.search.search import SearchConfig, best_candidate, search_setups
-from routerwise.search.space import model_options
-from routerwise.spec.catalog import get_gpu, get_model
-from routerwise.spec.core import readonly
-from tests.search.synthetic import synthetic_curves
+from tests.search.synthetic import small_problem
 
-MODELS = ("llama-2-13b", "yi-34b", "llama-2-70b")
 
 
 @pytest.fixture(scope="module")
 def small() -> tuple[EvalContext, list, int]:  # type: ignore[type-arg]
-    # feasible by construction: llama-2-13b alone on the 4 GPUs (SPEED: 60 ms base, 14 req/s
-    # per GPU) serves 9 req/s at ~71 ms mean TTFT, far inside the 180 ms SLO
-    gpu = get_gpu("A100-SXM-80GB")
-    opts = [model_options(m, get_model(m), gpu, 4, 4) for m in MODELS]
-    rng = np.random.default_rng(3)
-    ability = np.array([0.0, 0.6, 1.0])
-    scores = 1 / (1 + np.exp(-(ability - rng.normal(0, 1.2, (80, 1)) + rng.normal(0, .7, (80, 3)))))
-    ctx = EvalContext(MODELS, readonly(scores), synthetic_curves(opts), total_rps=9.0,
-                      slo_ms=180.0, gpu_type=gpu.name)
+    ctx, opts = small_problem()  # feasible by construction
     return ctx, opts, 4
 
 
