@@ -13,7 +13,6 @@ from routerwise.search.search import SearchConfig, best_candidate, search_setups
 from tests.search.synthetic import small_problem
 
 
-
 @pytest.fixture(scope="module")
 def small() -> tuple[EvalContext, list, int]:  # type: ignore[type-arg]
     ctx, opts = small_problem()  # feasible by construction
