@@ -19,7 +19,15 @@ import numpy as np
 
 from routerwise import __version__
 from routerwise.plan.inputs import PlanInputs
+from routerwise.plan.settle import (
+    LengthReport,
+    mean_lengths,
+    pool_lengths,
+    routed_mixes,
+    shift,
+)
 from routerwise.plan.shapes import ShapeProfiles
+from routerwise.profiles.estimator import TokenLengths
 from routerwise.search.baselines import BASELINES
 from routerwise.search.evaluate import EvalContext
 from routerwise.search.resolve import (
@@ -37,6 +45,7 @@ from routerwise.spec.plan import (
     PROFILES_FILE,
     BaselineResult,
     ClusterInfo,
+    CurveLengths,
     ModelLoad,
     Plan,
     PlanInputsInfo,
@@ -126,8 +135,20 @@ def _reachable_message(inputs: PlanInputs, info: ReachableInfo) -> Reachable:
     return Reachable(message=message, lowest_ttft_mean_ms=_num(low), max_rate_rps=rate)
 
 
-def _per_model(ctx: EvalContext, shapes: ShapeProfiles, chosen: Candidate, routed: Routed
-               ) -> dict[str, ModelLoad]:
+def _curve_lengths(report: LengthReport, model: str) -> CurveLengths | None:
+    mix = report.mixes.get(model)
+    if mix is None or model not in report.basis:
+        return None
+    lengths, kind = report.basis[model]
+    ri, ro = mean_lengths(mix)
+    if kind == "measured":
+        return CurveLengths("measured", None, None, ri, ro)
+    ci, co = mean_lengths(lengths)
+    return CurveLengths("routed" if kind == "routed" else "workload", ci, co, ri, ro)
+
+
+def _per_model(ctx: EvalContext, shapes: ShapeProfiles, chosen: Candidate, routed: Routed,
+               report: LengthReport) -> dict[str, ModelLoad]:
     curves = setup_curves(ctx, chosen.setup)
     out: dict[str, ModelLoad] = {}
     for m in ctx.models:
@@ -142,7 +163,8 @@ def _per_model(ctx: EvalContext, shapes: ShapeProfiles, chosen: Candidate, route
         name = dep.describe() if isinstance(ctx.gpu_type, str) else (
             f"{dep.describe()} on {dep.gpu_type}")
         out[m] = ModelLoad(name, rate, _num(float(routed.result.latency_ms[j])),
-                           _num(cap), _num(rate / cap) if cap > 0 else None)
+                           _num(cap), _num(rate / cap) if cap > 0 else None,
+                           _curve_lengths(report, m))
     return out
 
 
@@ -182,14 +204,36 @@ def length_mix_warnings(models: Sequence[str], index: Sequence[int], shares: np.
     return out
 
 
-def _routed_length_warnings(inputs: PlanInputs, ctx: EvalContext, routed: Routed | None
-                            ) -> list[str]:
+def _routed_length_warnings(inputs: PlanInputs, ctx: EvalContext, routed: Routed | None,
+                            report: LengthReport | None) -> list[str]:
+    """Length-mix warnings against the lengths each curve was estimated with (a measured
+    curve: the workload's)."""
     tokens = inputs.workload.input_tokens
-    if routed is None or routed.result.shares is None or tokens is None:
+    if routed is None or routed.result.shares is None or tokens is None or report is None:
         return []
-    profiled = {m: float(np.mean(t.input_tokens)) for m, t in inputs.lengths.items()}
+    pool = pool_lengths(inputs)
+    profiled = {}
+    for m in routed.models:
+        lengths, kind = report.basis.get(m, (pool[m], "workload"))
+        profiled[m] = (pool[m] if kind == "measured" else lengths).means()[0]
     return length_mix_warnings(ctx.models, routed.index, routed.result.shares, tokens,
                                profiled)
+
+
+def _unsettled_report(inputs: PlanInputs, shapes: ShapeProfiles, chosen: Candidate,
+                      routed: Routed) -> LengthReport:
+    """The lengths behind a plan that was not settled: each curve's own, and the routed."""
+    basis: dict[str, tuple[TokenLengths, str]] = {}
+    routed_models = set(routed.models)
+    pool = pool_lengths(inputs)
+    for d in chosen.setup.deployments:
+        if d.model not in routed_models:
+            continue
+        kind = shapes.provenance.get(d.shape, "estimated")
+        lengths = inputs.lengths[d.model]
+        basis[d.model] = (lengths, "measured" if "measured" in kind.split(",") else
+                          "workload" if shift(lengths, pool[d.model]) == 0 else "routed")
+    return LengthReport(basis, routed_mixes(routed, pool), 0, 0, None)
 
 
 def _search_summary(search: SearchResult, feasible_q: tuple[float, ...]) -> SearchSummary:
@@ -212,7 +256,8 @@ def _search_summary(search: SearchResult, feasible_q: tuple[float, ...]) -> Sear
         dual_iterations=search.dual_iterations)
 
 
-def _provenance(inputs: PlanInputs, shapes: ShapeProfiles) -> PlanProvenance:
+def _provenance(inputs: PlanInputs, shapes: ShapeProfiles, report: LengthReport | None
+                ) -> PlanProvenance:
     w = inputs.workload
     by_kind: dict[str, int] = {}
     for kind in shapes.provenance.values():
@@ -225,7 +270,8 @@ def _provenance(inputs: PlanInputs, shapes: ShapeProfiles) -> PlanProvenance:
         latency=tuple(sorted(set(shapes.provenance.values()))), profiles=by_kind,
         quality_predicted=f"{w.score_source} (routing solved on these scores)",
         quality_truth=truth[w.score_source],
-        notes=(*inputs.notes, *w.notes, *shapes.notes))
+        notes=(*inputs.notes, *w.notes, *shapes.notes,
+               *(() if report is None or report.note is None else (report.note,))))
 
 
 def _inputs_info(inputs: PlanInputs, ctx: EvalContext) -> PlanInputsInfo:
@@ -239,16 +285,27 @@ def _inputs_info(inputs: PlanInputs, ctx: EvalContext) -> PlanInputsInfo:
 
 
 def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,
-               search: SearchResult) -> BuiltPlan:
-    """Choose the best candidate, re-route it for per-prompt shares, assemble the Plan."""
+               search: SearchResult, *, settled: tuple[Routed, LengthReport] | None = None,
+               search_ctx: EvalContext | None = None, unsettled: str | None = None
+               ) -> BuiltPlan:
+    """Choose the best candidate, re-route it for per-prompt shares (or take its routing
+    ``settled`` by the length fixed point, with ``ctx`` its re-estimated curves; baselines
+    stay on ``search_ctx``, the curves they were searched on), assemble the Plan.
+    ``unsettled``: why the fixed point failed (a plan warning)."""
     spec = inputs.spec
     chosen = best_candidate(search.candidates)
     feasible_q = tuple(sorted(c.quality for c in search.candidates if c.status == "feasible"))
-    routed = None if chosen is None else require_feasible(
-        route_setup(ctx, chosen.setup, chosen), chosen.setup)
+    report = None if settled is None else settled[1]
+    routed = None
+    if chosen is not None:
+        routed = settled[0] if settled is not None else require_feasible(
+            route_setup(ctx, chosen.setup, chosen), chosen.setup)
+        if report is None:
+            report = _unsettled_report(inputs, shapes, chosen, routed)
     per_model: dict[str, ModelLoad] = {}
-    if chosen is not None and routed is not None:
-        per_model = _per_model(ctx, shapes, chosen, routed)
+    if chosen is not None and routed is not None and report is not None:
+        per_model = _per_model(ctx, shapes, chosen, routed, report)
+    base_ctx = search_ctx or ctx
     plan = Plan(
         plan_version=PLAN_VERSION, feasible=chosen is not None, scenario=inputs.source,
         rate_rps=spec.rate_rps,
@@ -260,14 +317,17 @@ def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,
         routing=_routing(ctx, routed),
         predicted=Prediction(
             ttft_mean_ms=None if routed is None else _num(routed.result.fleet_ttft_ms),
-            per_model=per_model, convexified=bool(routed and routed.result.convexified)),
+            per_model=per_model, convexified=bool(routed and routed.result.convexified),
+            length_rounds=0 if report is None else report.rounds,
+            length_searches=0 if report is None else report.searches),
         search=_search_summary(search, feasible_q),
-        baselines={n: _baseline(ctx, inputs.workload, search, n) for n in BASELINES},
+        baselines={n: _baseline(base_ctx, inputs.workload, search, n) for n in BASELINES},
         infeasible=None if chosen is not None
-        else _reachable_message(inputs, reachable(ctx, search.candidates)),
+        else _reachable_message(inputs, reachable(base_ctx, search.candidates)),
         warnings=(*_warnings(inputs, per_model),
-                  *_routed_length_warnings(inputs, ctx, routed)),
-        provenance=_provenance(inputs, shapes), inputs=_inputs_info(inputs, ctx),
+                  *_routed_length_warnings(inputs, ctx, routed, report),
+                  *(() if unsettled is None else (unsettled,))),
+        provenance=_provenance(inputs, shapes, report), inputs=_inputs_info(inputs, ctx),
         profiles_file=PROFILES_FILE)
     return BuiltPlan(plan, chosen, routed, feasible_q)
 

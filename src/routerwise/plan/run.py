@@ -10,15 +10,27 @@ from typing import Any
 
 import pandas as pd
 
+from routerwise.errors import InfeasibleError
 from routerwise.latency.curve import LatencyCurve, capped_at_latency
 from routerwise.plan.build import BuiltPlan, build_plan
 from routerwise.plan.inputs import PlanInputs, drop_unusable, plan_inputs
-from routerwise.plan.shapes import ShapeProfiles, shape_profiles
+from routerwise.plan.settle import (
+    TOLERANCE,
+    Estimate,
+    Settled,
+    lengths_report,
+    pool_lengths,
+    settle,
+    shift,
+    unsettled_warning,
+)
+from routerwise.plan.shapes import ShapeEstimate, ShapeProfiles, estimate_shape, shape_profiles
+from routerwise.profiles.estimator import TokenLengths
 from routerwise.profiles.table import ProfileTable
 from routerwise.search.evaluate import EvalContext
 from routerwise.search.methods import run_search
 from routerwise.search.resolve import setup_curves
-from routerwise.search.search import SearchConfig
+from routerwise.search.search import SearchConfig, SearchResult, best_candidate
 from routerwise.search.space import shape_of
 from routerwise.spec.deployment import InstanceShape
 from routerwise.spec.spec_file import Spec
@@ -75,8 +87,39 @@ def make_plan(
     enumeration_progress: Callable[[int], None] | None = None,
     predictor: Path | None = None,
     correct: bool = True,
+    settle_lengths: bool = True,
 ) -> PlanRun:
-    inputs = plan_inputs(spec, source, spec_path, predictor)
+    """Profiles → search → the chosen setup settled on its routed lengths
+    (``plan/settle.py``; ``settle_lengths=False`` keeps the workload's lengths) → Plan."""
+    base = plan_inputs(spec, source, spec_path, predictor)
+
+    def searched(inputs: PlanInputs) -> _Searched:
+        return _search(inputs, supplied=supplied, config=config, cache_dir=cache_dir,
+                       correct=correct, profile_progress=profile_progress,
+                       search_progress=search_progress,
+                       enumeration_progress=enumeration_progress)
+
+    first = searched(base)
+    if not settle_lengths:
+        built = build_plan(first.inputs, first.shapes, first.ctx, first.search)
+        return PlanRun(built=built, inputs=first.inputs, shapes=first.shapes, ctx=first.ctx)
+    return _settled_plan(base, first, searched, cache_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class _Searched:
+    inputs: PlanInputs
+    shapes: ShapeProfiles
+    ctx: EvalContext
+    search: SearchResult
+
+
+def _search(inputs: PlanInputs, *, supplied: Sequence[ProfileTable], config: SearchConfig,
+            cache_dir: Path | None, correct: bool,
+            profile_progress: Callable[[int, int, str], None] | None,
+            search_progress: Callable[[int, int], None] | None,
+            enumeration_progress: Callable[[int], None] | None) -> _Searched:
+    spec = inputs.spec
     gpu = inputs.gpu_types
     needed = {shape_of(o.model, d, gpu) for o in inputs.options for d in o.options}
     by_type = {g.name: g for g in inputs.pool_gpus or (inputs.gpu,)}
@@ -90,9 +133,67 @@ def make_plan(
         inputs = drop_unusable(inputs, shapes.unusable)
     ctx = context(inputs, shapes.curves)
     search = run_search(ctx, inputs.options, spec.cluster.total_gpus, inputs.layout, config,
-                           progress=search_progress, enumeration_progress=enumeration_progress)
-    return PlanRun(built=build_plan(inputs, shapes, ctx, search), inputs=inputs, shapes=shapes,
-                   ctx=ctx)
+                        progress=search_progress, enumeration_progress=enumeration_progress)
+    return _Searched(inputs, shapes, ctx, search)
+
+
+#: Searches re-run, at most, when the chosen setup misses the SLO on its routed lengths.
+MAX_LENGTH_SEARCHES = 2
+
+
+def _estimator(inputs: PlanInputs, cache_dir: Path | None) -> Estimate:
+    """One shape re-estimated with given lengths, capped like the search's curves."""
+    by_type = {g.name: g for g in inputs.pool_gpus or (inputs.gpu,)}
+    max_ms = inputs.spec.slo.per_model_max_ms
+
+    def estimate(key: InstanceShape, lengths: TokenLengths) -> ShapeEstimate:
+        est = estimate_shape(inputs.archs[key.model], by_type[key.gpu_type], key, lengths,
+                             cache_dir)
+        if max_ms is None:
+            return est
+        capped = capped_at_latency(est.curve, max_ms)
+        if capped is None:
+            raise InfeasibleError(f"{key.model} {key.describe()}: slower than "
+                                  f"slo.per_model_max_ms {max_ms:g} ms at zero load")
+        return replace(est, curve=capped)
+
+    return estimate
+
+
+def _settled_plan(base: PlanInputs, first: _Searched,
+                  searched: Callable[[PlanInputs], _Searched], cache_dir: Path | None
+                  ) -> PlanRun:
+    """Settle the chosen setup on its routed lengths; when it then misses the SLO, search
+    again with every shape of the shifted models estimated at their routed lengths (at most
+    ``MAX_LENGTH_SEARCHES`` times); when no search settles, keep the last plan and warn."""
+    pool = pool_lengths(base)
+    estimate = _estimator(base, cache_dir)
+    current, routed_models, searches = first, frozenset[str](), 0
+    missed: Settled | None = None
+    while (chosen := best_candidate(current.search.candidates)) is not None:
+        settled = settle(current.shapes, current.ctx, chosen, current.inputs.lengths, pool,
+                         estimate, routed_basis=routed_models)
+        if settled.feasible:
+            report = lengths_report(settled, searches)
+            built = build_plan(current.inputs, settled.shapes, settled.ctx, current.search,
+                               settled=(settled.routed, report), search_ctx=current.ctx)
+            return PlanRun(built=built, inputs=current.inputs, shapes=settled.shapes,
+                           ctx=settled.ctx)
+        missed = settled
+        if searches == MAX_LENGTH_SEARCHES:
+            break
+        moved = {m: mix for m, mix in settled.mixes.items()
+                 if shift(mix, current.inputs.lengths[m]) > TOLERANCE}
+        if not moved:
+            break
+        again = searched(replace(base, lengths={**current.inputs.lengths, **moved}))
+        searches += 1
+        if best_candidate(again.search.candidates) is None:
+            break
+        current, routed_models = again, routed_models | moved.keys()
+    built = build_plan(current.inputs, current.shapes, current.ctx, current.search,
+                       unsettled=None if missed is None else unsettled_warning(missed))
+    return PlanRun(built=built, inputs=current.inputs, shapes=current.shapes, ctx=current.ctx)
 
 
 def context(inputs: PlanInputs, curves: Mapping[InstanceShape, LatencyCurve]) -> EvalContext:

@@ -186,6 +186,23 @@ def _estimated_saturation(est: _Estimated, kept: ProfilePoints, scale: float = 1
 
 
 @dataclass(frozen=True, slots=True)
+class ShapeEstimate:
+    """One shape's estimated curve and capacity (req/s per instance)."""
+
+    curve: LatencyCurve
+    saturation_rps: float
+
+
+def estimate_shape(arch: ModelArch, gpu: GpuSpec, key: InstanceShape, lengths: TokenLengths,
+                   cache_dir: Path | None) -> ShapeEstimate:
+    """``key``'s curve estimated with ``lengths`` (cached like every planner profile);
+    ``InfeasibleError`` when the shape cannot serve them."""
+    est = _estimated_points({key.model: arch}, gpu, key, {key.model: lengths}, cache_dir)
+    kept = below_saturation(est.points)
+    return ShapeEstimate(fit_curve(kept), _estimated_saturation(est, kept))
+
+
+@dataclass(frozen=True, slots=True)
 class _Correction:
     """Estimated curves of models that also have measured shapes, corrected in place."""
 

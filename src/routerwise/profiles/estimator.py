@@ -146,6 +146,27 @@ class TokenLengths:
         out = readonly(np.ceil(np.asarray(output_tokens, dtype=np.float64)))
         return cls(inp, out, source)
 
+    @classmethod
+    def weighted(cls, input_tokens: ArrayLike, output_tokens: ArrayLike, weights: ArrayLike,
+                 source: str, size: int | None = None) -> TokenLengths:
+        """A pool of ``size`` (default: as many as the inputs) lengths drawn in proportion to
+        ``weights`` (e.g. the share of each prompt a router sends one model) by systematic
+        resampling: deterministic, so equal weights give an equal pool (and cache key)."""
+        w = np.asarray(weights, dtype=np.float64)
+        total = float(w.sum())
+        if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w < 0) or total <= 0:
+            raise InputError(f"{source}: weights must be finite, >= 0 and not all 0")
+        n = len(w) if size is None else size
+        cum = np.cumsum(w) / total
+        idx = np.minimum(np.searchsorted(cum, (np.arange(n) + 0.5) / n), len(w) - 1)
+        inp = np.asarray(input_tokens, dtype=np.float64)[idx]
+        out = np.asarray(output_tokens, dtype=np.float64)[idx]
+        return cls.pool(inp, out, source)
+
+    def means(self) -> tuple[float, float]:
+        """Mean input and output tokens of the pool."""
+        return float(np.mean(self.input_tokens)), float(np.mean(self.output_tokens))
+
     def sample(self, rng: np.random.Generator, n: int) -> tuple[FloatArray, FloatArray]:
         if len(self.input_tokens) == 1:
             return np.full(n, self.input_tokens[0]), np.full(n, self.output_tokens[0])

@@ -99,6 +99,22 @@ class Routing:
 
 
 @dataclass(frozen=True, slots=True)
+class CurveLengths:
+    __pydantic_config__ = _EDGE
+    basis: Annotated[Literal["workload", "routed", "measured"], _d(
+        "What the model's latency curve was estimated with: the workload's length pool, "
+        "the prompts this plan routes to it (the plan's length fixed point), or a measured "
+        "profile (lengths unknown to the plan).")]
+    curve_input_tokens_mean: Annotated[OptFloat, _d("Mean prompt length (tokens) of the "
+                                                    "curve's estimate (null: measured).")]
+    curve_output_tokens_mean: Annotated[OptFloat, _d("Mean output length (tokens) of the "
+                                                     "curve's estimate (null: measured).")]
+    routed_input_tokens_mean: Annotated[float, _d("Mean prompt length (tokens) of the "
+                                                  "requests the routing sends the model.")]
+    routed_output_tokens_mean: Annotated[float, _d("Their mean output length (tokens).")]
+
+
+@dataclass(frozen=True, slots=True)
 class ModelLoad:
     __pydantic_config__ = _EDGE
     deployment: Annotated[str | None, _d("e.g. 1×tp4@60%; null when not deployed.")]
@@ -110,6 +126,9 @@ class ModelLoad:
                                          "Its latency curve ends below it.")]
     utilisation: Annotated[OptFloat, _d("rate_rps / capacity_rps (< 1 in every plan built "
                                         "from estimates).")]
+    lengths: Annotated[CurveLengths | None, _d(
+        "Token lengths behind its curve and those routed to it (null: not deployed, or a "
+        "plan written before this field).")] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +137,13 @@ class Prediction:
     ttft_mean_ms: Annotated[OptFloat, _d("Fleet mean TTFT of the chosen routing.")]
     per_model: Annotated[dict[str, ModelLoad], _d("Load and latency per model.")]
     convexified: Annotated[bool, _d("A curve was replaced by its convex envelope.")]
+    length_rounds: Annotated[int, Field(ge=0, description=(
+        "Rounds of the length fixed point on the chosen setup: deployed models' curves "
+        "re-estimated with the prompts the routing sends them, then re-routed (0: the "
+        "workload's lengths were close enough)."))] = 0
+    length_searches: Annotated[int, Field(ge=0, description=(
+        "Searches re-run with routed lengths because the chosen setup missed the SLO once "
+        "its curves were re-estimated with them."))] = 0
 
 
 @dataclass(frozen=True, slots=True)
