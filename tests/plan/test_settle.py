@@ -70,7 +70,8 @@ def test_each_model_is_reestimated_with_what_it_is_routed() -> None:
     profiles, ctx, chosen, pool = _problem(5.0)
     calls: list[tuple[str, float]] = []
 
-    def estimate(key: InstanceShape, lengths: TokenLengths) -> ShapeEstimate:
+    def estimate(key: InstanceShape, lengths: TokenLengths, replicas: int) -> ShapeEstimate:
+        assert replicas == 1
         calls.append((key.model, lengths.means()[0]))
         return _curve(lengths.means()[0])
 
@@ -94,7 +95,7 @@ def test_a_model_routed_the_pools_mix_keeps_its_curve() -> None:
     ctx = EvalContext(ctx.models, readonly(scores), ctx.shape_curves, ctx.total_rps,
                       ctx.slo_ms, ctx.gpu_type)
 
-    def estimate(key: InstanceShape, lengths: TokenLengths) -> ShapeEstimate:
+    def estimate(key: InstanceShape, lengths: TokenLengths, replicas: int) -> ShapeEstimate:
         raise AssertionError(f"{key.model} should not be re-estimated")
 
     s = settle(profiles, ctx, chosen, pool, pool, estimate)
@@ -103,10 +104,32 @@ def test_a_model_routed_the_pools_mix_keeps_its_curve() -> None:
     assert routed_mixes(s.routed, pool).keys() == {"long", "short"}
 
 
+def test_replicas_are_reestimated_as_a_balanced_group_once() -> None:
+    """A deployment of several replicas gets a curve of that many behind least-outstanding
+    balancing even when its lengths did not move; then it holds still."""
+    profiles, ctx, _, pool = _problem(5.0)
+    two = setup_from_instances([Instance("long", GPU, 1, 1.0, (0,)),
+                                Instance("long", GPU, 1, 1.0, (2,)),
+                                Instance("short", GPU, 1, 1.0, (1,))])
+    scores = np.full(ctx.scores.shape, 0.5)
+    ctx = EvalContext(ctx.models, readonly(scores), ctx.shape_curves, ctx.total_rps,
+                      ctx.slo_ms, ctx.gpu_type)
+    calls: list[tuple[str, int]] = []
+
+    def estimate(key: InstanceShape, lengths: TokenLengths, replicas: int) -> ShapeEstimate:
+        calls.append((key.model, replicas))
+        return _curve(lengths.means()[0])
+
+    s = settle(profiles, ctx, Candidate(0, two, "feasible", ""), pool, pool, estimate)
+    assert s.feasible and s.converged
+    assert calls == [("long", 2)]
+    assert s.replicas == {"long": 2, "short": 1}
+
+
 def test_a_setup_that_cannot_serve_its_routed_lengths_is_reported_infeasible() -> None:
     profiles, ctx, chosen, pool = _problem(5.0)
 
-    def estimate(key: InstanceShape, lengths: TokenLengths) -> ShapeEstimate:
+    def estimate(key: InstanceShape, lengths: TokenLengths, replicas: int) -> ShapeEstimate:
         raise InfeasibleError("cannot serve")
 
     s = settle(profiles, ctx, chosen, pool, pool, estimate)

@@ -144,7 +144,8 @@ def _curve_lengths(report: LengthReport, model: str) -> CurveLengths | None:
     if kind == "measured":
         return CurveLengths("measured", None, None, ri, ro)
     ci, co = mean_lengths(lengths)
-    return CurveLengths("routed" if kind == "routed" else "workload", ci, co, ri, ro)
+    return CurveLengths("routed" if kind == "routed" else "workload", ci, co, ri, ro,
+                        report.replicas.get(model, 1))
 
 
 def _per_model(ctx: EvalContext, shapes: ShapeProfiles, chosen: Candidate, routed: Routed,
@@ -233,7 +234,8 @@ def _unsettled_report(inputs: PlanInputs, shapes: ShapeProfiles, chosen: Candida
         lengths = inputs.lengths[d.model]
         basis[d.model] = (lengths, "measured" if "measured" in kind.split(",") else
                           "workload" if shift(lengths, pool[d.model]) == 0 else "routed")
-    return LengthReport(basis, routed_mixes(routed, pool), 0, 0, None)
+    return LengthReport(basis, routed_mixes(routed, pool), 0, 0, None,
+                        dict.fromkeys(basis, 1))
 
 
 def _search_summary(search: SearchResult, feasible_q: tuple[float, ...]) -> SearchSummary:

@@ -142,13 +142,14 @@ MAX_LENGTH_SEARCHES = 2
 
 
 def _estimator(inputs: PlanInputs, cache_dir: Path | None) -> Estimate:
-    """One shape re-estimated with given lengths, capped like the search's curves."""
+    """One shape re-estimated with given lengths (per instance of a balanced group of
+    replicas), capped like the search's curves."""
     by_type = {g.name: g for g in inputs.pool_gpus or (inputs.gpu,)}
     max_ms = inputs.spec.slo.per_model_max_ms
 
-    def estimate(key: InstanceShape, lengths: TokenLengths) -> ShapeEstimate:
+    def estimate(key: InstanceShape, lengths: TokenLengths, replicas: int) -> ShapeEstimate:
         est = estimate_shape(inputs.archs[key.model], by_type[key.gpu_type], key, lengths,
-                             cache_dir)
+                             cache_dir, replicas)
         if max_ms is None:
             return est
         capped = capped_at_latency(est.curve, max_ms)

@@ -44,7 +44,9 @@ TOLERANCE = 0.05
 #: At most this many re-estimation rounds on one setup.
 MAX_ROUNDS = 3
 
-Estimate = Callable[[InstanceShape, TokenLengths], ShapeEstimate]
+#: (shape, lengths, replicas) → the shape's curve per instance of that many replicas behind
+#: least-outstanding-requests balancing
+Estimate = Callable[[InstanceShape, TokenLengths, int], ShapeEstimate]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,9 @@ class Settled:
     mixes: Mapping[str, TokenLengths]  # per deployed model: the lengths routed to it
     rounds: int
     converged: bool
+    #: per deployed model: the replicas its curve was estimated with behind least-
+    #: outstanding-requests balancing (1: one instance, scaled as an even split)
+    replicas: Mapping[str, int]
 
 
 def pool_lengths(inputs: PlanInputs) -> dict[str, TokenLengths]:
@@ -121,6 +126,7 @@ def settle(shapes: ShapeProfiles, ctx: EvalContext, chosen: Candidate,
     for m in routed_basis & basis.keys():
         if basis[m][1] == "workload":
             basis[m] = (basis[m][0], "routed")
+    balanced = dict.fromkeys(basis, 1)
     curves: dict[InstanceShape, LatencyCurve] = dict(shapes.curves)
     saturation = dict(shapes.saturation_rps)
     routed = route_setup(ctx, chosen.setup, chosen)
@@ -131,7 +137,8 @@ def settle(shapes: ShapeProfiles, ctx: EvalContext, chosen: Candidate,
         stale = [d for d in chosen.setup.deployments
                  if d.model in mixes and basis[d.model][1] != "measured"
                  and shapes.provenance.get(d.shape) == "estimated"
-                 and shift(mixes[d.model], basis[d.model][0]) > tolerance]
+                 and (shift(mixes[d.model], basis[d.model][0]) > tolerance
+                      or balanced[d.model] != d.replicas)]
         if not stale:
             break
         if rounds == max_rounds:
@@ -140,9 +147,10 @@ def settle(shapes: ShapeProfiles, ctx: EvalContext, chosen: Candidate,
         rounds += 1
         try:
             for d in stale:
-                est = estimate(d.shape, mixes[d.model])
+                est = estimate(d.shape, mixes[d.model], d.replicas)
                 curves[d.shape], saturation[d.shape] = est.curve, est.saturation_rps
                 basis[d.model] = (mixes[d.model], "routed")
+                balanced[d.model] = d.replicas
         except InfeasibleError:  # the shape cannot serve what it is routed
             feasible = False
             break
@@ -152,7 +160,7 @@ def settle(shapes: ShapeProfiles, ctx: EvalContext, chosen: Candidate,
         if feasible:
             mixes = routed_mixes(routed, pool)
     settled = replace(shapes, curves=curves, saturation_rps=saturation)
-    return Settled(settled, ctx, routed, feasible, basis, mixes, rounds, converged)
+    return Settled(settled, ctx, routed, feasible, basis, mixes, rounds, converged, balanced)
 
 
 def mean_lengths(lengths: TokenLengths) -> tuple[float, float]:
@@ -169,7 +177,9 @@ def describe(settled: Settled) -> str | None:
     parts = []
     for m in moved:
         i, o = mean_lengths(settled.basis[m][0])
-        parts.append(f"{m} ({i:.0f} in / {o:.0f} out tokens)")
+        r = settled.replicas.get(m, 1)
+        group = f", {r} replicas balanced by least outstanding requests" if r > 1 else ""
+        parts.append(f"{m} ({i:.0f} in / {o:.0f} out tokens{group})")
     tail = "" if settled.converged else (f"; routed lengths still moved more than "
                                          f"{TOLERANCE:.0%} after {MAX_ROUNDS} rounds")
     return (f"length fixed point ({settled.rounds} round(s)): the curves of "
@@ -186,6 +196,7 @@ class LengthReport:
     rounds: int
     searches: int
     note: str | None
+    replicas: Mapping[str, int]
 
 
 def lengths_report(settled: Settled, searches: int) -> LengthReport:
@@ -193,7 +204,8 @@ def lengths_report(settled: Settled, searches: int) -> LengthReport:
     if note is not None and searches:
         note += (f"; the first choice missed the SLO with its routed lengths, so the setups "
                  f"were searched again ({searches}×) with them")
-    return LengthReport(settled.basis, settled.mixes, settled.rounds, searches, note)
+    return LengthReport(settled.basis, settled.mixes, settled.rounds, searches, note,
+                        settled.replicas)
 
 
 def unsettled_warning(missed: Settled) -> str:

@@ -142,8 +142,8 @@ class _Estimated:
 
 
 def _estimated_points(archs: Mapping[str, ModelArch], gpu: GpuSpec, key: InstanceShape,
-                      lengths: Mapping[str, TokenLengths], cache_dir: Path | None
-                      ) -> _Estimated:
+                      lengths: Mapping[str, TokenLengths], cache_dir: Path | None,
+                      replicas: int = 1) -> _Estimated:
     """The estimator's stable points for ``key`` (cached); ``InfeasibleError`` when it cannot
     serve the workload or has no kernel data for the model (e.g. 3 KV heads: only measured
     profiles can describe such a model)."""
@@ -152,7 +152,7 @@ def _estimated_points(archs: Mapping[str, ModelArch], gpu: GpuSpec, key: Instanc
         table = estimate_profile_cached(
             archs[model], gpu, key.tp, key.mps_share, None, lengths[model],
             num_requests=PLAN_REQUESTS_PER_RATE, sweep_points=PLAN_SWEEP_POINTS,
-            cache_dir=cache_dir,
+            cache_dir=cache_dir, replicas=replicas,
         )
     except KernelDataError as exc:
         raise InfeasibleError(f"{NO_KERNEL_DATA} ({exc.missing})") from exc
@@ -194,10 +194,12 @@ class ShapeEstimate:
 
 
 def estimate_shape(arch: ModelArch, gpu: GpuSpec, key: InstanceShape, lengths: TokenLengths,
-                   cache_dir: Path | None) -> ShapeEstimate:
-    """``key``'s curve estimated with ``lengths`` (cached like every planner profile);
-    ``InfeasibleError`` when the shape cannot serve them."""
-    est = _estimated_points({key.model: arch}, gpu, key, {key.model: lengths}, cache_dir)
+                   cache_dir: Path | None, replicas: int = 1) -> ShapeEstimate:
+    """``key``'s curve estimated with ``lengths`` (cached like every planner profile), per
+    instance of ``replicas`` behind least-outstanding-requests balancing; ``InfeasibleError``
+    when the shape cannot serve them."""
+    est = _estimated_points({key.model: arch}, gpu, key, {key.model: lengths}, cache_dir,
+                            replicas)
     kept = below_saturation(est.points)
     return ShapeEstimate(fit_curve(kept), _estimated_saturation(est, kept))
 

@@ -348,6 +348,59 @@ def simulate(
     )
 
 
+def _outstanding_at(engine: Engine, t_s: float) -> int:
+    """Requests an engine holds at ``t_s`` (its last step may have ended after ``t_s``: the
+    requests that step finished were still there at ``t_s``)."""
+    return engine.outstanding() + (engine.completed_last_step if engine.t > t_s else 0)
+
+
+def simulate_replicas(
+    arrivals_s: FloatArray,
+    input_tokens: FloatArray,
+    output_tokens: FloatArray,
+    kv_capacity_tokens: int,
+    config: EngineConfig,
+    steps: StepModel,
+    replicas: int,
+) -> SimResult:
+    """Like :func:`simulate`, over ``replicas`` identical engines behind a least-outstanding-
+    requests balancer (ties rotate), as the cluster simulator and the gateway balance a
+    model's replicas: each arrival goes to the engine holding the fewest requests then."""
+    if replicas == 1:
+        return simulate(arrivals_s, input_tokens, output_tokens, kv_capacity_tokens, config,
+                        steps)
+    isl = [int(v) for v in input_tokens]
+    osl = [int(v) for v in output_tokens]
+    check_fits(max(i + o for i, o in zip(isl, osl, strict=True)),
+               config.usable_kv_tokens(kv_capacity_tokens))
+    engines = [Engine(kv_capacity_tokens, config, steps) for _ in range(replicas)]
+    where: list[tuple[int, int]] = []
+    turn = 0
+    for a, i, o in zip(arrivals_s, isl, osl, strict=True):
+        t = float(a)
+        for eng in engines:
+            while eng.next_step_s() < t:
+                eng.step(horizon_s=t)
+        loads = [_outstanding_at(engines[(turn + k) % replicas], t) for k in range(replicas)]
+        k = (turn + loads.index(min(loads))) % replicas
+        turn = (k + 1) % replicas
+        where.append((k, engines[k].submit(t, i, o)))
+    for eng in engines:
+        eng.run()
+    ttft = [engines[k].ttft[r] for k, r in where]
+    e2e = [engines[k].e2e[r] for k, r in where]
+    tpot = [(e2e[n] - ttft[n]) / (osl[n] - 1) if osl[n] > 1 else math.nan
+            for n in range(len(osl))]
+    busy = sum(e.busy_ms for e in engines)
+    span = max(e.last_finish for e in engines) - float(arrivals_s[0])
+    return SimResult(
+        ttft_ms=readonly(ttft), tpot_ms=readonly(tpot), e2e_ms=readonly(e2e),
+        throughput_rps=len(osl) / span if span > 0 else math.inf,
+        mean_decode_batch=sum(e.batch_ms for e in engines) / busy if busy > 0 else 0.0,
+        preemptions=sum(e.preemptions for e in engines),
+    )
+
+
 def backlog_throughput(result: SimResult, arrivals_s: FloatArray, output_tokens: FloatArray,
                        mean_output_tokens: float, warmup_share: float) -> tuple[float, float]:
     """Steady throughput (req/s) of a run with a standing queue, and the mean time (s) a

@@ -63,6 +63,7 @@ from routerwise.profiles.engine_sim import (
     StepModel,
     backlog_throughput,
     simulate,
+    simulate_replicas,
 )
 from routerwise.profiles.interference import (
     DEFAULT_INTERFERENCE,
@@ -312,18 +313,22 @@ class SteadyRun:
 
 
 def steady_run(shape: InstanceShape, steps: StepModel, cap: int, rate: float,
-               lengths: TokenLengths, window_requests: int, seed: int) -> SteadyRun:
-    """A Poisson run at ``rate``: ``window_requests`` measured after a warm-up."""
+               lengths: TokenLengths, window_requests: int, seed: int,
+               replicas: int = 1) -> SteadyRun:
+    """A Poisson run at ``rate`` per instance: ``window_requests`` per instance measured
+    after a warm-up; ``replicas`` instances behind least-outstanding-requests balancing
+    (``engine_sim.simulate_replicas``) share ``replicas · rate``."""
+    window_requests *= replicas
     total = math.ceil(window_requests / (1 - WARMUP_SHARE))
     gap_rng, length_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    arrivals = np.cumsum(gap_rng.exponential(1.0, size=total)) / rate
+    arrivals = np.cumsum(gap_rng.exponential(1.0, size=total)) / (rate * replicas)
     isl, osl = lengths.sample(length_rng, total)
-    res = simulate(arrivals, isl, osl, cap, shape.engine, steps)
+    res = simulate_replicas(arrivals, isl, osl, cap, shape.engine, steps, replicas)
     first = total - window_requests
     start, end = float(arrivals[first]), float(arrivals[-1])
     finish = arrivals + res.e2e_ms / 1e3
     done = int(np.count_nonzero((finish >= start) & (finish <= end)))
-    thr = done / (end - start) if end > start else res.throughput_rps
+    thr = done / (end - start) / replicas if end > start else res.throughput_rps / replicas
     ttft = res.ttft_ms[first:]
     third = max(1, len(ttft) // 3)
     growing = float(np.mean(ttft[-third:])) > UNSTABLE_GROWTH * float(np.mean(ttft[:third]))
@@ -384,11 +389,16 @@ def estimate_profile(
     duration_s: float | None = None,
     engine: EngineConfig | None = None,
     progress: Progress | None = None,
+    replicas: int = 1,
 ) -> ProfileTable:
     """Estimated steady-state profile of one instance shape; ``rates_rps=None`` sweeps up to
-    ``SWEEP_HIGH_FRACTION`` of its sustained capacity."""
+    ``SWEEP_HIGH_FRACTION`` of its sustained capacity. With ``replicas`` > 1, each rate is
+    per instance of that many behind least-outstanding-requests balancing (the latencies
+    are the group's)."""
     if num_requests < 1:
         raise InputError(f"{num_requests=} must be >= 1")
+    if replicas < 1:
+        raise InputError(f"{replicas=} must be >= 1")
     if sweep_points < 2:
         raise InputError(f"{sweep_points=} must be >= 2")
     shape = InstanceShape(model, gpu, tp, mps_share, engine or EngineConfig())
@@ -403,13 +413,14 @@ def estimate_profile(
     beyond = False
     for i, rate in enumerate(rates):
         n = window_requests(rate, num_requests, duration_s, capacity.lifetime_s)
-        run = steady_run(shape, steps, cap, rate, lengths, n, seed)
+        run = steady_run(shape, steps, cap, rate, lengths, n, seed, replicas)
         beyond = beyond or run.unstable
         rows.append(_row(shape, rate, run, beyond))
         if progress is not None:
             progress(i + 1, len(rates))
     frame = _monotone(pd.DataFrame(rows, columns=list(PROFILE_COLUMNS)))
-    source = f"<estimated {model.id} on {gpu.name} tp={tp} share={mps_share}>"
+    group = f" ×{replicas} balanced" if replicas > 1 else ""
+    source = f"<estimated {model.id} on {gpu.name} tp={tp} share={mps_share}{group}>"
     return validate_profile_frame(frame, source)
 
 
@@ -450,6 +461,7 @@ def estimate_profile_cached(
     engine: EngineConfig | None = None,
     progress: Progress | None = None,
     cache_dir: Path | None = None,
+    replicas: int = 1,
 ) -> ProfileTable:
     """``estimate_profile`` through an on-disk cache (``<cache_dir>/profiles/<hash>.csv``).
 
@@ -457,9 +469,10 @@ def estimate_profile_cached(
     with a warning naming the file; a cache that cannot be written only costs a warning.
     """
     engine = engine or EngineConfig()
+    group = {} if replicas == 1 else {"replicas": replicas}  # one instance: keys as before
     key = cache_key(
         model, gpu, tp, mps_share, rates_rps, lengths, num_requests=num_requests, seed=seed,
-        sweep_points=sweep_points, duration_s=duration_s, engine=engine,
+        sweep_points=sweep_points, duration_s=duration_s, engine=engine, **group,
     )
     path = (cache_dir or default_cache_dir()) / "profiles" / f"{key}.csv"
     expected = _check_rates(rates_rps) if rates_rps is not None else sweep_points
@@ -470,6 +483,7 @@ def estimate_profile_cached(
     table = estimate_profile(
         model, gpu, tp, mps_share, rates_rps, lengths, num_requests=num_requests, seed=seed,
         sweep_points=sweep_points, duration_s=duration_s, engine=engine, progress=progress,
+        replicas=replicas,
     )
     write_cache_entry(path, table)
     return table

@@ -112,6 +112,10 @@ class CurveLengths:
     routed_input_tokens_mean: Annotated[float, _d("Mean prompt length (tokens) of the "
                                                   "requests the routing sends the model.")]
     routed_output_tokens_mean: Annotated[float, _d("Their mean output length (tokens).")]
+    curve_replicas: Annotated[int, Field(ge=1, description=(
+        "Replicas the curve was estimated with behind least-outstanding-requests balancing, "
+        "as the gateway balances them (1: one instance, its rates scaled by the replicas "
+        "as an even split)."))] = 1
 
 
 @dataclass(frozen=True, slots=True)
