@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from routerwise.errors import InputError
+from routerwise.predict.ridge import fit_ridge
 from routerwise.predict.state import check_shape
 from routerwise.spec.core import FloatArray
 
@@ -194,11 +195,9 @@ def fit_shrink(scores: FloatArray, labels: FloatArray) -> float:
     return float(np.clip((float(labels[rows, chosen].mean()) - mean) / spread, 0.0, 1.0))
 
 
-def _ridge(features: Any, labels: FloatArray, alpha: float) -> tuple[FloatArray, FloatArray]:
-    from sklearn.linear_model import Ridge
-
-    model = Ridge(alpha=alpha).fit(features, labels)
-    return np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_)
+def _ridge(features: Any, labels: FloatArray, alpha: float, start: FloatArray | None = None,
+           ) -> tuple[FloatArray, FloatArray]:
+    return fit_ridge(features, labels, alpha, start)
 
 
 def _fold_ids(n: int, folds: int, rng: np.random.Generator) -> np.ndarray:
@@ -217,15 +216,22 @@ def _pad(rows: list[FloatArray]) -> FloatArray:
     return np.array([np.concatenate([r, np.full(width - len(r), r[-1])]) for r in rows])
 
 
-def out_of_fold_raw(features: Any, labels: FloatArray, alpha: float, ids: np.ndarray,
-                    ) -> FloatArray:
-    """Ridge outputs for each row from a ridge fitted without that row's fold (``ids``)."""
-    raw = np.zeros_like(labels)
+def out_of_fold_raw(features: Any, labels: FloatArray, alphas: tuple[float, ...],
+                    ids: np.ndarray) -> list[FloatArray]:
+    """Per strength, ridge outputs for each row from a ridge fitted without its fold (``ids``).
+
+    Within a fold the strengths are solved from the strongest down, each warm-started from the
+    previous solution (the iterative solver then needs a few steps instead of tens).
+    """
+    raws = [np.zeros_like(labels) for _ in alphas]
+    order = sorted(range(len(alphas)), key=lambda i: -alphas[i])
     for f in np.unique(ids):
         test = ids == f
-        coef, intercept = _ridge(features[~test], labels[~test], alpha)
-        raw[test] = np.asarray(features[test] @ coef.T) + intercept
-    return raw
+        x_fit, y_fit, start = features[~test], labels[~test], None
+        for i in order:
+            start, intercept = _ridge(x_fit, y_fit, alphas[i], start)
+            raws[i][test] = np.asarray(features[test] @ start.T) + intercept
+    return raws
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,8 +251,7 @@ class Candidate:
                 "oof_routing_estimate": self.oof_estimate}
 
 
-def _candidate(features: Any, labels: FloatArray, alpha: float, ids: np.ndarray) -> Candidate:
-    raw = out_of_fold_raw(features, labels, alpha, ids)
+def _candidate(raw: FloatArray, labels: FloatArray, alpha: float) -> Candidate:
     maps = [_isotonic(raw[:, k], labels[:, k]) for k in range(labels.shape[1])]
     knots = (_pad([m[0] for m in maps]), _pad([m[1] for m in maps]))
     scores = np.column_stack([np.interp(raw[:, k], knots[0][k], knots[1][k])
@@ -270,7 +275,8 @@ def select_alpha(features: Any, labels: FloatArray, alphas: tuple[float, ...],
         rows = np.sort(rng.choice(len(rows), size=SELECTION_ROWS, replace=False))
     x, y = features[rows], labels[rows]
     ids = _fold_ids(len(rows), min(CALIBRATION_FOLDS, len(rows)), rng)
-    found = [_candidate(x, y, a, ids) for a in alphas]
+    raws = out_of_fold_raw(x, y, alphas, ids)
+    found = [_candidate(raw, y, a) for raw, a in zip(raws, alphas, strict=True)]
     best = max(found, key=lambda c: (round(c.oof_quality, 4), -c.oof_brier))
     return best, found
 

@@ -26,7 +26,7 @@ from routerwise.predict.state import (
     read_json,
     write_state,
 )
-from routerwise.predict.text_features import BLOCKS, TfidfFeatures, fit_features
+from routerwise.predict.text_features import BLOCKS, TfidfFeatures, fit_transform_features
 from routerwise.spec.core import FloatArray
 
 SAME_TASK_BONUS = 1.0
@@ -60,8 +60,7 @@ class KnnPredictor:
         del rng  # deterministic
         cut = check_texts(texts, None, self.kind)
         self.labels_ = check_labels(labels, models, len(cut)).copy()
-        self.features_ = fit_features(cut)
-        self.matrix_ = self.features_.transform(cut)
+        self.features_, self.matrix_ = fit_transform_features(cut)
         self._transposed = []
         self.tasks_ = () if tasks is None else tuple(sorted(set(tasks)))
         self.task_ids_ = self._task_ids(tasks, len(cut))

@@ -59,22 +59,26 @@ class TfidfBlock:
         return cols, weights / norm if norm > 0 else weights
 
 
-def fit_block(name: str, texts: Sequence[str]) -> TfidfBlock:
-    """Choose the vocabulary and idf of block ``name`` on ``texts``."""
+def fit_block(name: str, texts: Sequence[str]) -> tuple[TfidfBlock, csr_matrix]:
+    """Choose the vocabulary and idf of block ``name`` on ``texts``; also return their rows.
+
+    The rows are scikit-learn's (sublinear tf × idf, unit L2 norm): the same numbers
+    :meth:`TfidfBlock.row` computes, got from the one analysis pass the fit makes anyway.
+    """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     analyzer, ngram, min_df, max_terms = BLOCKS[name]
     min_df = min(min_df, max(1, len(texts) // 2))  # tiny training sets still get a vocabulary
     vec = TfidfVectorizer(analyzer=analyzer, ngram_range=ngram, min_df=min_df,
-                          max_features=max_terms, sublinear_tf=True)
+                          max_features=max_terms, sublinear_tf=True, dtype=np.float64)
     try:
-        vec.fit(texts)
+        rows = vec.fit_transform(texts)
     except ValueError as exc:  # e.g. "empty vocabulary": too little or too uniform text
         raise InputError(f"cannot build the {name!r} TF-IDF vocabulary from {len(texts)} "
                          f"prompt text(s): {exc}; train on more (or longer) prompts, or use "
                          "--kind task") from exc
     terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
-    return TfidfBlock(name, tuple(terms), np.asarray(vec.idf_, dtype=np.float64))
+    return TfidfBlock(name, tuple(terms), np.asarray(vec.idf_, dtype=np.float64)), rows.tocsr()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,4 +139,15 @@ class TfidfFeatures:
 
 def fit_features(texts: Sequence[str]) -> TfidfFeatures:
     """Fit both blocks on the training texts."""
-    return TfidfFeatures(tuple(fit_block(name, texts) for name in BLOCKS))
+    return fit_transform_features(texts)[0]
+
+
+def fit_transform_features(texts: Sequence[str]) -> tuple[TfidfFeatures, csr_matrix]:
+    """Fit both blocks and return the training texts' rows (= ``transform(texts)``, one pass)."""
+    from scipy.sparse import hstack
+
+    fitted = [fit_block(name, texts) for name in BLOCKS]
+    scale = 1.0 / np.sqrt(len(fitted))
+    matrix = hstack([rows * scale for _, rows in fitted], format="csr")
+    matrix.sort_indices()
+    return TfidfFeatures(tuple(block for block, _ in fitted)), matrix

@@ -43,7 +43,7 @@ from routerwise.predict.state import (
     read_json,
     write_state,
 )
-from routerwise.predict.text_features import BLOCKS, TfidfFeatures, fit_features
+from routerwise.predict.text_features import BLOCKS, TfidfFeatures, fit_transform_features
 from routerwise.spec.core import FloatArray
 
 
@@ -81,9 +81,8 @@ class TfidfPredictor:
             labels: FloatArray, models: tuple[str, ...], rng: np.random.Generator) -> Self:
         cut = check_texts(texts, None, self.kind)
         y = check_labels(labels, models, len(cut))
-        self.features_ = fit_features(cut)
+        self.features_, text = fit_transform_features(cut)
         self.tasks_ = fit_task_encoder(tasks)
-        text = self.features_.transform(cut)
         onehot = None
         if self.tasks_ is not None and tasks is not None:
             self.guesser_ = fit_task_guesser(text, tasks, self.tasks_)
