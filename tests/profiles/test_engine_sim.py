@@ -83,3 +83,26 @@ def test_replicas_alone_behave_like_one_engine_and_balancing_beats_an_even_split
         simulate(busy[pick == k], isl[pick == k], osl[pick == k], 100_000, cfg,
                  LinearSteps()).ttft_ms for k in range(4)])
     assert float(np.mean(grouped.ttft_ms)) < float(np.mean(split))
+
+
+class KvBoundSteps:
+    """Decode steps dominated by reading the KV cache: 1 ms + 1 ms per 1000 KV tokens."""
+
+    def decode_ms(self, seqs: int, kv: int) -> float:
+        return 1.0 + seqs * kv / 1000
+
+    def mixed_ms(self, chunks: list[tuple[int, int]], seqs: int, kv: int) -> float:
+        return 2.0 + 0.01 * sum(c for c, _ in chunks) + seqs * kv / 1000
+
+
+def test_a_decode_jump_does_not_run_past_the_next_arrival() -> None:
+    """Regression: a jump was sized with its first step's time and then run at its
+    midpoint's, so over a long gap with one long decode (KV growing) it overshot the next
+    arrival by seconds — that request waited for its prefill, and an estimated curve's
+    lowest-rate point read 245 ms against 54 ms at ten times the rate."""
+    arrivals = np.array([0.0, 30.0])
+    res = simulate(arrivals, np.array([10.0, 100.0]), np.array([40_000.0, 2.0]), 100_000,
+                   EngineConfig(), KvBoundSteps())
+    prefill = KvBoundSteps().mixed_ms([(100, 100)], 1, 40_000)  # an upper bound on it
+    one_step = KvBoundSteps().decode_ms(1, 40_000)
+    assert res.ttft_ms[1] <= prefill + one_step

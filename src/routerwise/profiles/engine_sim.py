@@ -267,15 +267,20 @@ class Engine:
     def decode_jump(self, horizon_s: float, until_s: float) -> None:
         seqs = len(self.finish_g)
         k = min(self.next_finish_steps(), (self.cap - self.used()) // seqs)
-        dt = self.steps.decode_ms(seqs, self.mean_kv(0))
+        bound = until_s
         if not self.waiting:
-            nxt = self.arr[self.nxt] if self.nxt < len(self.arr) else horizon_s
-            if nxt < math.inf:
-                k = min(k, max(1, math.ceil((nxt - self.t) * 1e3 / dt)))
-        if until_s < math.inf:
-            k = min(k, max(1, math.ceil((until_s - self.t) * 1e3 / dt)))
+            bound = min(bound, self.arr[self.nxt] if self.nxt < len(self.arr) else horizon_s)
+        dt = self.steps.decode_ms(seqs, self.mean_kv(0))
+        if bound < math.inf:
+            k = min(k, max(1, math.ceil((bound - self.t) * 1e3 / dt)))
         k = max(1, k)
         dt = self.steps.decode_ms(seqs, self.mean_kv(k / 2))
+        if k > 1 and self.t + dt * k / 1e3 > bound:
+            # The KV grew over the jump, so its steps are slower than its first one: a jump
+            # sized by the first step overshoots the bound (seconds, over a long idle gap
+            # with one long decode: the next arrival then waited that long for its prefill).
+            k = max(1, min(k, math.ceil((bound - self.t) * 1e3 / dt)))
+            dt = self.steps.decode_ms(seqs, self.mean_kv(k / 2))
         self.advance(dt, k, seqs)
         self.g += k
         self.pop_completions()

@@ -106,8 +106,9 @@ UNSTABLE_GROWTH = 2.0
 UNSTABLE_BACKLOG_SHARE = 0.05
 #: 2: entries carry a header line with a row count and checksum; 3: steady-state points
 #: (warm-up and drain excluded), sustained capacity, a ``beyond_capacity`` column, MPS
-#: co-runner contention below a whole GPU; 4: instability needs a growing backlog too.
-_CACHE_SCHEMA = 4
+#: co-runner contention below a whole GPU; 4: instability needs a growing backlog too;
+#: 5: decode jumps no longer overshoot the next arrival (low-rate points were inflated).
+_CACHE_SCHEMA = 5
 _ENTRY_MAGIC = "# routerwise-profile-cache"
 
 Progress = Callable[[int, int], None]
