@@ -6,11 +6,13 @@ at), then the scenario is planned at 50%, 75% and 95% of it, and each plan is si
 (``routerwise.simulate``) with the default interference model and without it. The table
 puts the plan's predicted fleet mean TTFT beside the simulated one, and beside two
 *steady-state* predictions: each deployed model's share of traffic served by the same engine
-model alone (as profiled), for long enough, warm-up excluded — with the workload's length
-pool (what the plan's curves assume; since the estimator measures steady state this checks
-the curve's interpolation) and with the lengths of the prompts the router actually sends
-each model (``routed``: what the plan cannot know before routing). The bar: mean TTFT within
-10%, quality within 0.01.
+model alone (as profiled), for long enough, warm-up excluded — with exactly what the plan's
+curve assumed (``steady``: the workload's length pool and an even split over replicas, or,
+where the plan's length fixed point re-estimated the curve, the prompts routed to it and its
+replicas behind least-outstanding balancing; this checks the curve's interpolation) and with
+the lengths of the prompts the router sends each model and its replicas balanced
+(``routed``: what the cluster does, MPS co-runners apart). The bar: mean TTFT within 10%,
+quality within 0.01.
 
 A second table takes each scenario's 50% plan and simulates its setup and routing at 25%,
 50% and 75% of the rate it was planned for (the plan's curves give the prediction there),
@@ -37,6 +39,7 @@ from routerwise.simulate.capacity import sustainable_rate_rps
 from routerwise.simulate.diagnose import (
     QUALITY_BAR,
     TTFT_BAR,
+    curve_assumptions,
     diagnose,
     routed_lengths,
     steady_state_ttft_ms,
@@ -74,19 +77,21 @@ def slo_limited_rate(scenario: str, work: Path) -> float:
 def steady_prediction(target: SimTarget, report: SimReport, routed: bool = False
                       ) -> float | None:
     """Fleet mean TTFT if every curve were a steady-state run at its operating point: with
-    the workload's length pool (what the plan's curves assume), or ``routed`` with the
-    lengths of the prompts the router sends each model."""
+    what the plan's curve assumed, or ``routed`` with the lengths of the prompts the router
+    sends each model and its replicas balanced by least outstanding requests."""
     total, weight = 0.0, 0.0
-    for k, m in enumerate(target.models):
+    for m in target.models:
         frac = target.planned.fractions.get(m, 0.0)
         dep = target.setup.deployment(m)
         if frac <= 0 or dep is None:
             continue
         rate = frac * report.predicted.rate_rps / dep.replicas
-        isl, osl = (routed_lengths(target, m) if routed
-                    else (target.input_tokens, target.output_tokens[:, k]))
+        if routed:
+            (isl, osl), group = routed_lengths(target, m), dep.replicas
+        else:
+            isl, osl, group = curve_assumptions(target, m)
         value = steady_state_ttft_ms(target.engine_shape(m), isl, osl, rate,
-                                     report.options.duration_s)
+                                     report.options.duration_s, replicas=group)
         if value is None:
             return None
         total += frac * value
@@ -186,9 +191,10 @@ def main() -> None:
     print(f"Simulated {args.duration_s:g} s per plan (warm-up excluded); load = share of the "
           "SLO-limited rate; err = vs the plan's predicted fleet mean TTFT")
     print("steady: the plan's curves replaced by steady-state runs of the same engine model "
-          "(as profiled: below a whole GPU next to one busy co-runner); routed: the same with "
-          "the lengths of the prompts the router sends each model; no-itf: simulated without "
-          "MPS interference; sim: with "
+          "with the curves' own assumptions (lengths, balancing; below a whole GPU next to one "
+          "busy co-runner); routed: the same with the lengths of the prompts the router sends "
+          "each model and its replicas balanced by least outstanding requests; no-itf: "
+          "simulated without MPS interference; sim: with "
           f"{DEFAULT_INTERFERENCE.describe()}; quality: simulated − planned (scores)")
     print(f"bar: |TTFT err| ≤ {TTFT_BAR:.0%}, |quality| ≤ {QUALITY_BAR}")
     print(HEADER)

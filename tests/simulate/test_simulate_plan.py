@@ -141,3 +141,32 @@ def test_routed_lengths_follow_the_routing(shared_plan: Path) -> None:
         assert float(np.mean(isl)) == pytest.approx(expected, rel=0.05)
         expected_out = float(np.sum(w * target.output_tokens[:, k]) / w.sum())
         assert float(np.mean(osl)) == pytest.approx(expected_out, rel=0.05)
+
+
+def test_the_reference_uses_what_each_curve_was_estimated_with(shared_plan: Path,
+                                                               tmp_path: Path) -> None:
+    """A curve the plan's length fixed point re-estimated (``lengths.basis`` routed) is
+    checked against steady state with the routed lengths and its balanced replicas; one
+    without ``lengths`` (an older plan) against the workload's pool and one instance."""
+    import json
+    import shutil
+
+    from routerwise.simulate.diagnose import curve_assumptions
+
+    target = load_target(shared_plan)
+    isl, _, group = curve_assumptions(target, "a")
+    assert group == 1 and isl is target.input_tokens
+    doc = json.loads(shared_plan.read_text())
+    doc["predicted"]["per_model"]["a"]["lengths"] = {
+        "basis": "routed", "curve_input_tokens_mean": 1.0, "curve_output_tokens_mean": 1.0,
+        "routed_input_tokens_mean": 1.0, "routed_output_tokens_mean": 1.0, "curve_replicas": 2}
+    (tmp_path / "plan.json").write_text(json.dumps(doc))
+    shutil.copy(shared_plan.parent / "profiles.csv", tmp_path / "profiles.csv")
+    edited = load_target(tmp_path)
+    isl, _, group = curve_assumptions(edited, "a")
+    k = edited.models.index("a")
+    w = np.asarray(edited.rule.probabilities[:, k])
+    assert group == 2
+    assert float(np.mean(isl)) == pytest.approx(
+        float(np.sum(w * edited.input_tokens) / w.sum()), rel=0.05)
+    assert curve_assumptions(edited, "b")[2] == 1

@@ -4,9 +4,11 @@ Inputs: a :class:`~routerwise.simulate.run.SimReport`. Outputs: a :class:`Diagno
 warnings (strings an operator reads), per-model corrections (simulated / predicted mean
 TTFT), the SLO target to re-plan with so the plan's prediction lands on the simulated value
 to first order, and, for every model that misses the fidelity bar, a steady-state reference:
-the same engine model serving the model's share of traffic *alone* (even split over
-replicas, the workload's length pool — exactly the planner's assumptions) for long enough,
-warm-up excluded. The reference splits an error in two:
+the same engine model serving the model's share of traffic *alone* with exactly the
+assumptions of its planned curve (the workload's length pool and an even split over replicas;
+or, where the plan's length fixed point re-estimated it, the prompts routed to it and its
+replicas behind least-outstanding balancing) for long enough, warm-up excluded. The
+reference splits an error in two:
 
 * plan → steady state: the plan's latency curve itself (its profile points are short runs
   from an empty engine; with long outputs the decode batch is still filling when they end,
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from routerwise.errors import InfeasibleError
-from routerwise.profiles.engine_sim import simulate
+from routerwise.profiles.engine_sim import simulate_replicas
 from routerwise.profiles.estimator import InstanceShape
 from routerwise.simulate.inputs import SimTarget
 from routerwise.simulate.run import ModelRun, SimReport
@@ -65,19 +67,21 @@ class Diagnosis:
 
 def steady_state_ttft_ms(shape: InstanceShape, input_tokens: np.ndarray,
                          output_tokens: np.ndarray, rate_rps: float, duration_s: float,
-                         seed: int = 0) -> float | None:
+                         seed: int = 0, replicas: int = 1) -> float | None:
     """Mean TTFT of one instance at ``rate_rps`` (Poisson), warm-up excluded, with the step
     times its profile assumes (``InstanceShape.profile_steps``: below a whole GPU, one busy
-    co-runner)."""
+    co-runner); with ``replicas`` > 1, of that many behind least-outstanding balancing, each
+    at ``rate_rps``."""
     if rate_rps <= 0:
         return None
-    n = int(min(_REF_MAX, max(_REF_MIN, rate_rps * duration_s)))
+    n = int(min(_REF_MAX * replicas, max(_REF_MIN, rate_rps * replicas * duration_s)))
     rng = np.random.default_rng(seed)
-    arrivals = np.cumsum(rng.exponential(1.0, n)) / rate_rps
+    arrivals = np.cumsum(rng.exponential(1.0, n)) / (rate_rps * replicas)
     idx = rng.integers(0, len(input_tokens), n)
     try:
-        res = simulate(arrivals, input_tokens[idx], output_tokens[idx],
-                       shape.kv_capacity_tokens(), shape.engine, shape.profile_steps())
+        res = simulate_replicas(arrivals, input_tokens[idx], output_tokens[idx],
+                                shape.kv_capacity_tokens(), shape.engine,
+                                shape.profile_steps(), replicas)
     except InfeasibleError:
         return None
     return float(np.mean(res.ttft_ms[int(_REF_WARMUP * n):]))
@@ -93,6 +97,21 @@ def routed_lengths(target: SimTarget, model: str, n: int = 4000, seed: int = 0
         return target.input_tokens, target.output_tokens[:, k]
     idx = np.random.default_rng(seed).choice(len(weights), size=n, p=weights / weights.sum())
     return target.input_tokens[idx], target.output_tokens[idx, k]
+
+
+def curve_assumptions(target: SimTarget, model: str, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The lengths (tokens) and balanced replicas ``model``'s planned curve was estimated
+    with: the prompts routed to it and its replicas behind least-outstanding balancing when
+    the plan's length fixed point re-estimated it (``plan.json``: ``lengths``), else the
+    workload's pool and one instance (the search's curves, and a baseline's)."""
+    k = target.models.index(model)
+    load = target.plan.predicted.per_model.get(model) if target.name == "plan" else None
+    basis = None if load is None else load.lengths
+    if basis is None or basis.basis != "routed":
+        return target.input_tokens, target.output_tokens[:, k], 1
+    isl, osl = routed_lengths(target, model, seed=seed)
+    return isl, osl, basis.curve_replicas
 
 
 #: A run is overloaded when more than this share of its measured requests never finished.
@@ -142,8 +161,8 @@ def _length_cause(report: SimReport, model: str) -> str | None:
 
 def _length_shift(report: SimReport, model: str) -> str | None:
     t = report.target
-    k = t.models.index(model)
-    pool_in, pool_out = float(t.input_tokens.mean()), float(t.output_tokens[:, k].mean())
+    isl, osl, _ = curve_assumptions(t, model, report.options.seed)
+    pool_in, pool_out = float(isl.mean()), float(osl.mean())
     runs = [r.per_model[model] for r in report.runs]
     ins = [r.mean_input_tokens for r in runs if r.mean_input_tokens is not None]
     outs = [r.mean_output_tokens for r in runs if r.mean_output_tokens is not None]
@@ -154,7 +173,7 @@ def _length_shift(report: SimReport, model: str) -> str | None:
     if shift <= _LENGTH_SHIFT:
         return None
     return (f"the router sends it prompts of {got_in:.0f} input / {got_out:.0f} output tokens "
-            f"on average; its profile assumed the workload's {pool_in:.0f} / {pool_out:.0f}")
+            f"on average; its profile assumed {pool_in:.0f} / {pool_out:.0f}")
 
 
 def _causes(report: SimReport, model: str, predicted: float, simulated: float,
@@ -189,7 +208,8 @@ def _causes(report: SimReport, model: str, predicted: float, simulated: float,
                    "+20%), a measured curve or a whole GPU none")
     if (length := _length_cause(report, model)) is not None:
         out.append(length)
-    if dep.replicas > 1 and simulated < predicted:
+    if dep.replicas > 1 and simulated < predicted and \
+            curve_assumptions(t, model)[2] != dep.replicas:
         out.append(f"least-outstanding balancing over {dep.replicas} replicas beats the "
                    "plan's even split")
     if run.preemptions > 0:
@@ -207,11 +227,10 @@ def _model(report: SimReport, model: str, sim: Metrics) -> ModelDiagnosis:
     t = report.target
     dep = t.setup.deployment(model)
     assert dep is not None
-    k = t.models.index(model)
     rate = report.predicted.fractions.get(model, 0.0) * report.predicted.rate_rps
-    steady = steady_state_ttft_ms(t.engine_shape(model), t.input_tokens, t.output_tokens[:, k],
-                                  rate / dep.replicas, report.options.duration_s,
-                                  report.options.seed)
+    isl, osl, group = curve_assumptions(t, model, report.options.seed)
+    steady = steady_state_ttft_ms(t.engine_shape(model), isl, osl, rate / dep.replicas,
+                                  report.options.duration_s, report.options.seed, group)
     causes = _causes(report, model, predicted, simulated, steady)
     return ModelDiagnosis(model, err, steady, simulated / predicted, causes)
 
