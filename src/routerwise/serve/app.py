@@ -13,16 +13,29 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from routerwise.serve.asgi import (
+    BodyTooLargeError,
+    ClientGoneError,
+    Receive,
+    Reply,
+    Scope,
+    Send,
+    header_fields,
+    read_body,
+)
 from routerwise.serve.bodies import BodyError, ChatBody, CompletionBody, error_body, parse_body
 from routerwise.serve.config import ROUTED_NAMES, GatewayConfig
 from routerwise.serve.gateway import Gateway, build_gateway
 from routerwise.serve.proxy import Attempt, try_in_order
+
+log = logging.getLogger(__name__)
 
 #: A client's ``x-request-id`` longer than this is replaced by a new one.
 MAX_REQUEST_ID_CHARS = 128
@@ -36,55 +49,49 @@ if TYPE_CHECKING:
 
 def _error(status: int, message: str, kind: str, code: str | None = None,
            param: str | None = None, headers: Mapping[str, str] | None = None) -> Response:
+    """An OpenAI error as a Starlette response (the non-completion endpoints)."""
     from starlette.responses import JSONResponse
 
     return JSONResponse(error_body(message, kind, code, param), status_code=status,
                         headers=dict(headers or {}))
 
 
-def _unauthorized(gw: Gateway, request: Request) -> Response | None:
+def _key_ok(gw: Gateway, given: bytes | None) -> bool:
     key = gw.cfg.api_key
     if key is None:
+        return True
+    text = (given or b"").decode("latin-1")
+    token = text[7:] if text.lower().startswith("bearer ") else ""
+    return hmac.compare_digest(token.encode(), key.encode())
+
+
+_DENIED = ("Incorrect or missing API key: send Authorization: Bearer <key>",
+           "invalid_request_error", "invalid_api_key")
+
+
+def _unauthorized(gw: Gateway, request: Request) -> Response | None:
+    given = request.headers.get("authorization")
+    if _key_ok(gw, None if given is None else given.encode("latin-1")):
         return None
-    given = request.headers.get("authorization", "")
-    token = given[7:] if given.lower().startswith("bearer ") else ""
-    if hmac.compare_digest(token.encode(), key.encode()):
-        return None
-    return _error(401, "Incorrect or missing API key: send Authorization: Bearer <key>",
-                  "invalid_request_error", "invalid_api_key")
-
-
-def _too_large(limit: int) -> Response:
-    return _error(413, f"request body exceeds the gateway's limit of {limit} bytes",
-                  "invalid_request_error", "request_too_large")
-
-
-async def _read_body(gw: Gateway, request: Request) -> tuple[Any, Response | None]:
-    """The parsed JSON body, or an error response (413 or 400) when it cannot be read."""
-    limit = gw.cfg.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            return None, _too_large(limit)
-        raw: bytes | bytearray = await request.body()  # bounded by the declared length
-    else:
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > limit:
-                return None, _too_large(limit)
-    try:
-        return json.loads(raw), None
-    except (ValueError, UnicodeDecodeError):
-        return None, _error(400, "the request body is not valid JSON", "invalid_request_error")
+    return _error(401, *_DENIED)
 
 
 def _scores_header(gw: Gateway, values: Any) -> str:
     return ",".join(f"{m}={float(v):.4f}" for m, v in zip(gw.models, values, strict=True))
 
 
+class _RefusalError(Exception):
+    """An answer other than a completion: status, OpenAI error body, extra headers."""
+
+    def __init__(self, status: int, message: str, kind: str, code: str | None = None,
+                 param: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
+        self.body = error_body(message, kind, code, param)
+
+
 async def _order(gw: Gateway, body: ChatBody | CompletionBody
-                 ) -> tuple[tuple[str, ...], dict[str, str]] | Response:
+                 ) -> tuple[tuple[str, ...], dict[str, str]]:
     if body.model in ROUTED_NAMES:
         scores = await gw.score(body.text(), body.task)
         decision = gw.decide(scores)
@@ -93,63 +100,91 @@ async def _order(gw: Gateway, body: ChatBody | CompletionBody
     if body.model in gw.pool.by_model:
         return (body.model,), {}
     known = [*ROUTED_NAMES, *gw.pool.by_model]
-    return _error(404, f"The model `{body.model}` does not exist; this gateway serves "
-                  f"{known}", "invalid_request_error", "model_not_found", "model")
+    raise _RefusalError(404, f"The model `{body.model}` does not exist; this gateway serves "
+                   f"{known}", "invalid_request_error", "model_not_found", "model")
 
 
-def _unanswered(gw: Gateway, att: Attempt, order: tuple[str, ...]) -> Response:
-    retry = {"Retry-After": str(gw.cfg.retry_after_s)}
+def _unanswered(gw: Gateway, att: Attempt, order: tuple[str, ...]) -> _RefusalError:
+    retry = {"retry-after": str(gw.cfg.retry_after_s)}
     if att.saturated and not att.failed:
         gw.metrics.errors.labels("", "saturated").inc()
-        return _error(429, f"every backend for this request is at capacity ({list(order)}); "
-                      "retry later", "rate_limit_error", "saturated", headers=retry)
+        return _RefusalError(429, f"every backend for this request is at capacity "
+                        f"({list(order)}); retry later", "rate_limit_error", "saturated",
+                        headers=retry)
     gw.metrics.errors.labels("", "unavailable").inc()
     why = att.last_error or "no healthy backend"
-    return _error(503, f"no backend could serve this request ({why}); retry later",
-                  "server_error", "backend_unavailable", headers=retry)
+    return _RefusalError(503, f"no backend could serve this request ({why}); retry later",
+                    "server_error", "backend_unavailable", headers=retry)
 
 
-def request_id(request: Request) -> str:
+_HEAD_FIELDS = (b"authorization", b"content-length", b"x-request-id")
+
+
+def request_id(given: bytes | None) -> str:
     """The client's ``x-request-id`` (as vLLM and LiteLLM take it), or a new one."""
-    given = request.headers.get("x-request-id")
-    return given if given and len(given) <= MAX_REQUEST_ID_CHARS else uuid.uuid4().hex
+    if given and len(given) <= MAX_REQUEST_ID_CHARS:
+        return given.decode("latin-1")
+    return uuid.uuid4().hex
 
 
-async def handle(gw: Gateway, request: Request, chat: bool) -> Response:
+async def handle(gw: Gateway, scope: Scope, receive: Receive, send: Send, chat: bool) -> None:
     """One completion request: authenticate, parse, route, forward (with fallbacks).
 
     Every answer, error or not, carries the request's ``x-request-id``, which is also sent
     to the backend."""
-    att = Attempt(arrived=time.perf_counter(), request_id=request_id(request))
-    response = await _handle(gw, request, chat, att)
-    response.headers["x-request-id"] = att.request_id
-    return response
-
-
-async def _handle(gw: Gateway, request: Request, chat: bool, att: Attempt) -> Response:
-    if (denied := _unauthorized(gw, request)) is not None:
-        return denied
-    data, refused = await _read_body(gw, request)
-    if refused is not None:
-        return refused
+    arrived = time.perf_counter()
+    auth, length, given_id = header_fields(scope, _HEAD_FIELDS)
+    att = Attempt(arrived=arrived, request_id=request_id(given_id))
+    reply = Reply(send, att.request_id)
     try:
-        body = parse_body(data, chat)
+        if not _key_ok(gw, auth):
+            raise _RefusalError(401, *_DENIED)
+        await _handle(gw, receive, chat, att, reply, length)
+    except _RefusalError as refusal:
+        await reply.json(refusal.status, refusal.body, refusal.headers)
+    except ClientGoneError:
+        return
+    except Exception:
+        if reply.started:
+            raise  # the server ends the connection: the client sees a cut stream
+        log.exception("request %s failed", att.request_id)
+        await reply.json(500, error_body("internal gateway error", "server_error"))
+
+
+async def _body(gw: Gateway, receive: Receive, chat: bool, length: bytes | None,
+                ) -> tuple[dict[str, Any], ChatBody | CompletionBody]:
+    limit = gw.cfg.max_body_bytes
+    try:
+        raw = await read_body(receive, length, limit)
+    except BodyTooLargeError:
+        raise _RefusalError(413, f"request body exceeds the gateway's limit of {limit} bytes",
+                       "invalid_request_error", "request_too_large") from None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise _RefusalError(400, "the request body is not valid JSON",
+                       "invalid_request_error") from None
+    try:
+        return data, parse_body(data, chat)
     except BodyError as exc:
-        return _error(400, str(exc), "invalid_request_error", None, exc.param)
-    routed = await _order(gw, body)
-    if not isinstance(routed, tuple):
-        return routed
-    order, headers = routed
+        raise _RefusalError(400, str(exc), "invalid_request_error", None, exc.param) from None
+
+
+async def _handle(gw: Gateway, receive: Receive, chat: bool, att: Attempt, reply: Reply,
+                  length: bytes | None) -> None:
+    data, body = await _body(gw, receive, chat, length)
+    order, headers = await _order(gw, body)
     gw.in_flight += 1
     gw.metrics.queue_depth.set(gw.in_flight)
     try:
         path = "chat/completions" if chat else "completions"
-        response = await try_in_order(gw, order, path, data, bool(body.stream), att,
-                                      headers)
+        answered = await try_in_order(gw, order, path, data, bool(body.stream), att,
+                                      headers, reply, receive)
     finally:
         gw.in_flight -= 1
         gw.metrics.queue_depth.set(gw.in_flight)
-    return response if response is not None else _unanswered(gw, att, order)
+    if not answered:
+        raise _unanswered(gw, att, order)
 
 
 def _models_list(gw: Gateway) -> dict[str, Any]:
@@ -172,15 +207,31 @@ def _health(gw: Gateway) -> tuple[int, dict[str, Any]]:
                                   "backends": backends, "prices_from": gw.prices.source}
 
 
+class _Completions:
+    """The ASGI endpoint of ``/v1/chat/completions`` (``chat``) or ``/v1/completions``."""
+
+    def __init__(self, gw: Gateway, chat: bool) -> None:
+        self.gw, self.chat = gw, chat
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await handle(self.gw, scope, receive, send, self.chat)
+
+
 def create_app(cfg: GatewayConfig,
                transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
                gateway: Gateway | None = None) -> FastAPI:
     """The gateway app (the plan and predictor are read here; backends are contacted when
-    the app starts)."""
+    the app starts).
+
+    A completion request (``POST`` to either completion path) goes from the server straight
+    to its endpoint, past the framework's middleware and router (each wraps every chunk
+    sent); everything else, other methods on those paths included, is FastAPI's."""
     from fastapi import FastAPI
     from starlette.responses import JSONResponse, Response
 
     gw = gateway or build_gateway(cfg, transports)
+    endpoints = {"/v1/chat/completions": _Completions(gw, chat=True),
+                 "/v1/completions": _Completions(gw, chat=False)}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -188,15 +239,19 @@ def create_app(cfg: GatewayConfig,
         yield
         await gw.stop()
 
-    app = FastAPI(title="RouterWise gateway", lifespan=lifespan, docs_url=None,
-                  redoc_url=None, openapi_url=None)
+    class GatewayApp(FastAPI):
+        async def __call__(self, scope: Scope, receive: Receive,
+                           send: Send) -> None:
+            if scope["type"] == "http" and scope["method"] == "POST":
+                endpoint = endpoints.get(scope["path"])
+                if endpoint is not None:
+                    await endpoint(scope, receive, send)
+                    return
+            await super().__call__(scope, receive, send)
+
+    app = GatewayApp(title="RouterWise gateway", lifespan=lifespan, docs_url=None,
+                     redoc_url=None, openapi_url=None)
     app.state.gateway = gw
-
-    async def chat_completions(request: Request) -> Response:
-        return await handle(gw, request, chat=True)
-
-    async def completions(request: Request) -> Response:
-        return await handle(gw, request, chat=False)
 
     async def models(request: Request) -> Response:
         if (denied := _unauthorized(gw, request)) is not None:
@@ -204,25 +259,24 @@ def create_app(cfg: GatewayConfig,
         return JSONResponse(_models_list(gw))
 
     async def health(request: Request) -> Response:
-        for m, b in gw.pool.by_model.items():
-            gw.metrics.healthy.labels(m).set(1.0 if b.healthy else 0.0)
+        for b in gw.pool.by_model.values():
+            b.metrics.healthy.set(1.0 if b.healthy else 0.0)
         status, content = _health(gw)
         return JSONResponse(content, status_code=status)
 
     async def metrics(request: Request) -> Response:
-        for m, b in gw.pool.by_model.items():
-            gw.metrics.healthy.labels(m).set(1.0 if b.healthy else 0.0)
+        for b in gw.pool.by_model.values():
+            b.metrics.healthy.set(1.0 if b.healthy else 0.0)
         from routerwise.serve.metrics import render
 
         text, media = render(gw.metrics)
         return Response(text, media_type=media)
 
-    # plain Starlette routes: the handlers read the request themselves, so FastAPI's
-    # per-request dependency resolution would be pure overhead on the hot path
-    for path, endpoint, method in (("/v1/chat/completions", chat_completions, "POST"),
-                                   ("/v1/completions", completions, "POST"),
-                                   ("/v1/models", models, "GET"),
-                                   ("/health", health, "GET"),
-                                   ("/metrics", metrics, "GET")):
-        app.add_route(path, endpoint, methods=[method], include_in_schema=False)
+    from starlette.routing import Route
+
+    for path, endpoint in endpoints.items():  # reached by other methods (405) or mounts
+        app.router.routes.append(Route(path, endpoint, methods=["POST"]))
+    for path, handler in (("/v1/models", models), ("/health", health),
+                          ("/metrics", metrics)):
+        app.add_route(path, handler, methods=["GET"], include_in_schema=False)
     return app

@@ -1,10 +1,12 @@
-"""Serve stage — the backends: one pooled ``httpx.AsyncClient`` each, health and load.
+"""Serve stage — the backends: an upstream client for completions (``serve.upstream``),
+a pooled ``httpx.AsyncClient`` for health checks and discovery, and live load.
 
 A backend is *available* when it is healthy and has fewer than ``max_running`` requests in
 flight. Health: a background check of ``GET /health`` every ``health_interval_s``;
 ``unhealthy_after`` consecutive failures take a backend out, one success puts it back. A
 connection error or timeout on a real request takes it out at once (the next check decides
-when it returns). Transports are injectable (``httpx.MockTransport`` in tests).
+when it returns). Transports are injectable (``httpx.MockTransport`` in tests): a backend
+with one sends its completions through its httpx client too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from routerwise.serve.config import BackendSpec, GatewayConfig
+from routerwise.serve.metrics import BackendMetrics, GatewayMetrics, backend_metrics
+from routerwise.serve.upstream import HttpxUpstream, RawUpstream, Upstream
 
 if TYPE_CHECKING:
     import httpx
@@ -27,11 +31,13 @@ KEEPALIVE_EXPIRY_S = 3.0
 class Backend:
     """One backend's client and live state (mutated only on the event loop)."""
 
-    __slots__ = ("client", "failures", "health_path", "healthy", "max_running", "model",
-                 "running", "served_name", "url")
+    __slots__ = ("client", "failures", "health_path", "healthy", "max_running", "metrics",
+                 "model", "running", "served_name", "upstream", "url")
 
-    def __init__(self, spec: BackendSpec, client: httpx.AsyncClient, max_running: int) -> None:
+    def __init__(self, spec: BackendSpec, client: httpx.AsyncClient, upstream: Upstream,
+                 max_running: int, metrics: BackendMetrics) -> None:
         self.model, self.url, self.client = spec.model, spec.base_url, client
+        self.upstream, self.metrics = upstream, metrics
         self.served_name = spec.model
         self.max_running = max_running
         self.running = 0
@@ -50,10 +56,25 @@ class Backend:
         self.healthy = False
 
 
+def _lean(spec: BackendSpec, cfg: GatewayConfig,
+          transport: httpx.AsyncBaseTransport | None) -> bool:
+    return transport is None and cfg.lean_transport and spec.base_url.startswith("http://")
+
+
+def make_upstream(spec: BackendSpec, cfg: GatewayConfig, client: httpx.AsyncClient,
+                  lean: bool) -> Upstream:
+    """Completions go over ``RawUpstream`` for a lean ``http://`` backend, else through the
+    backend's httpx client."""
+    if not lean:
+        return HttpxUpstream(client)
+    return RawUpstream(spec.base_url, cfg.connect_timeout_s, cfg.request_timeout_s,
+                       KEEPALIVE_EXPIRY_S, max_idle=cfg.max_running_per_backend + 8)
+
+
 def make_client(spec: BackendSpec, cfg: GatewayConfig,
                 transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-    """The backend's pooled client: the lean asyncio transport for ``http://`` backends
-    (``serve.transport``; ``cfg.lean_transport``), httpx's own otherwise."""
+    """The backend's pooled httpx client: the lean asyncio transport for ``http://``
+    backends (``serve.transport``; ``cfg.lean_transport``), httpx's own otherwise."""
     import httpx
 
     # idle connections expire before a uvicorn backend's (vLLM's) 5 s keep-alive closes
@@ -61,7 +82,7 @@ def make_client(spec: BackendSpec, cfg: GatewayConfig,
     pooled = cfg.max_running_per_backend + 8
     limits = httpx.Limits(max_connections=pooled, max_keepalive_connections=pooled,
                           keepalive_expiry=KEEPALIVE_EXPIRY_S)
-    if transport is None and cfg.lean_transport and spec.base_url.startswith("http://"):
+    if _lean(spec, cfg, transport):
         from routerwise.serve.transport import StreamTransport
 
         transport = StreamTransport(KEEPALIVE_EXPIRY_S, max_idle=pooled)
@@ -74,14 +95,11 @@ def make_client(spec: BackendSpec, cfg: GatewayConfig,
 class BackendPool:
     """Every backend by plan model name, and the health-check loop."""
 
-    def __init__(self, cfg: GatewayConfig,
+    def __init__(self, cfg: GatewayConfig, metrics: GatewayMetrics,
                  transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> None:
-        transports = transports or {}
         self.cfg = cfg
-        self.by_model: dict[str, Backend] = {
-            b.model: Backend(b, make_client(b, cfg, transports.get(b.model)),
-                             cfg.max_running_per_backend)
-            for b in cfg.backends}
+        self.by_model = {b.model: _backend(b, cfg, metrics, (transports or {}).get(b.model))
+                         for b in cfg.backends}
         self._task: asyncio.Task[None] | None = None
 
     async def check(self, backend: Backend) -> bool:
@@ -149,4 +167,13 @@ class BackendPool:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await asyncio.gather(*(b.client.aclose() for b in self.by_model.values()))
+        await asyncio.gather(*(b.client.aclose() for b in self.by_model.values()),
+                             *(b.upstream.aclose() for b in self.by_model.values()))
+
+
+def _backend(spec: BackendSpec, cfg: GatewayConfig, metrics: GatewayMetrics,
+             transport: httpx.AsyncBaseTransport | None) -> Backend:
+    client = make_client(spec, cfg, transport)
+    upstream = make_upstream(spec, cfg, client, _lean(spec, cfg, transport))
+    return Backend(spec, client, upstream, cfg.max_running_per_backend,
+                   backend_metrics(metrics, spec.model))

@@ -68,8 +68,8 @@ class Gateway:
         self.cfg, self.plan, self.models = cfg, plan, models
         self.index = {m: i for i, m in enumerate(models)}
         self.scorers, self.price_model = scorers, price_model
-        self.pool = BackendPool(cfg, transports)
         self.metrics: GatewayMetrics = create_metrics()
+        self.pool = BackendPool(cfg, self.metrics, transports)
         self.rng = np.random.default_rng(cfg.seed)
         self.tie_temperature = plan.routing.tie_temperature
         self.prices = PriceSnapshot(_plan_prices(plan, models),
@@ -94,7 +94,7 @@ class Gateway:
 
     def decide(self, scores: Scores) -> RouteDecision:
         # healthy ones: a saturated first choice falls to the next-best (or 429) later
-        available = np.array([self.pool.by_model[m].healthy for m in self.models])
+        available = [self.pool.by_model[m].healthy for m in self.models]
         order = rank(scores.values, self.prices.prices, self.tie_temperature, available,
                      self.rng)
         self.window.requests += 1

@@ -10,7 +10,7 @@ the first chunk carrying a token of a streamed response.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -91,6 +91,41 @@ def create_metrics() -> GatewayMetrics:
         slo_slack=Gauge(f"{p}slo_slack_ms", "SLO target − smoothed measured mean TTFT.",
                         registry=reg),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BackendMetrics:
+    """One backend's labelled children, looked up once (``labels()`` takes a lock and a
+    dict lookup on every call; the hot path updates these directly)."""
+
+    ttft: Any
+    e2e: Any
+    running: Any
+    backend_errors: Any  # request_errors{kind="backend"}
+    stream_broken: Any  # request_errors{kind="stream_broken"}
+    fallbacks: Any
+    healthy: Any
+    _requests: Any  # the requests counter, by code on first use
+    _codes: dict[int, Any]
+
+    def requests(self, status: int) -> Any:
+        child = self._codes.get(status)
+        if child is None:
+            child = self._codes[status] = self._requests(str(status))
+        return child
+
+
+def backend_metrics(metrics: GatewayMetrics, model: str) -> BackendMetrics:
+    def requests(code: str) -> Any:
+        return metrics.requests.labels(model, code)
+
+    return BackendMetrics(
+        ttft=metrics.ttft.labels(model), e2e=metrics.e2e.labels(model),
+        running=metrics.running.labels(model),
+        backend_errors=metrics.errors.labels(model, "backend"),
+        stream_broken=metrics.errors.labels(model, "stream_broken"),
+        fallbacks=metrics.fallbacks.labels(model), healthy=metrics.healthy.labels(model),
+        _requests=requests, _codes={})
 
 
 def render(metrics: GatewayMetrics) -> tuple[bytes, str]:

@@ -9,6 +9,11 @@ OpenAI stream is held back with it, which delays nothing a client can see), so a
 that dies before its first token is retried elsewhere; after that, nothing is retried — a
 failure mid-stream ends the stream with an OpenAI error event. A backend's 4xx is the
 client's error and is passed through as is.
+
+The stream is relayed as raw bytes: whatever arrived from the backend since the last write
+goes to the client in one write (no per-event parsing); only the bytes before the first
+token are searched, for the token. A client that disconnects mid-stream closes the backend
+connection (the backend stops generating, as vLLM does when its client leaves).
 """
 
 from __future__ import annotations
@@ -17,21 +22,20 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from routerwise.serve.asgi import Receive, Reply
 from routerwise.serve.backends import Backend
 from routerwise.serve.bodies import error_body
+from routerwise.serve.upstream import UpstreamError, UpstreamResponse, UpstreamTimeoutError
 
 if TYPE_CHECKING:
-    import httpx
-    from starlette.responses import Response
-
     from routerwise.serve.gateway import Gateway
 
 #: A chunk that carries a token: a non-empty ``content`` (chat) or ``text`` (completions).
 TOKEN_RE = re.compile(rb'"(?:content|text)":\s*"(?!")')
+EVENT_STREAM = b"text/event-stream"
 
 
 @dataclass(slots=True)
@@ -57,80 +61,19 @@ def _upstream_headers(att: Attempt) -> dict[str, str]:
             "x-request-id": att.request_id}
 
 
-async def _send(backend: Backend, path: str, payload: bytes,
-                headers: dict[str, str]) -> httpx.Response:
-    request = backend.client.build_request("POST", f"/v1/{path}", content=payload,
-                                           headers=headers)
-    return await backend.client.send(request, stream=True)
-
-
-async def _first_token(chunks: AsyncIterator[bytes], timeout_s: float) -> list[bytes]:
-    """Chunks up to and including the first one with a token (all of them if none has)."""
-    pending: list[bytes] = []
+async def _first_token(resp: UpstreamResponse, timeout_s: float) -> bytes:
+    """The body up to and including the read with the first token (all of it if none)."""
+    pending = b""
     async with asyncio.timeout(timeout_s):
-        while True:
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
+        while data := await resp.next():
+            pending += data
+            if TOKEN_RE.search(data):
                 return pending
-            pending.append(chunk)
-            if TOKEN_RE.search(chunk):
-                return pending
+    return pending
 
 
 def _sse_error(message: str) -> bytes:
     return f"data: {json.dumps(error_body(message, 'server_error'))}\n\n".encode()
-
-
-async def forward(gw: Gateway, backend: Backend, path: str, body: dict[str, Any],
-                  stream: bool, att: Attempt, extra_headers: dict[str, str]) -> Response:
-    """Send to ``backend``; a response for the client, or ``_RetryError``."""
-    import httpx
-    from starlette.responses import Response
-
-    payload = json.dumps({**body, "model": backend.served_name},
-                         separators=(",", ":")).encode()
-    att.attempts += 1
-    if not att.forwarded:
-        att.forwarded = time.perf_counter()
-        gw.metrics.overhead.observe(att.forwarded - att.arrived)
-    backend.running += 1
-    gw.metrics.running.labels(backend.model).inc()
-    committed = False
-    resp: httpx.Response | None = None
-    try:
-        resp = await _send(backend, path, payload, _upstream_headers(att))
-        if resp.status_code == 429 or resp.status_code >= 500:
-            att.saturated = att.saturated or resp.status_code == 429
-            att.failed = att.failed or resp.status_code != 429
-            raise _RetryError(f"{backend.model} answered HTTP {resp.status_code}")
-        headers = {**extra_headers, **_overhead(att)}
-        if resp.status_code >= 400 or not stream:
-            content = await resp.aread()
-            _done(gw, backend, att, resp.status_code)
-            return Response(content, resp.status_code, headers=headers,
-                            media_type=resp.headers.get("content-type", "application/json"))
-        chunks = resp.aiter_raw()
-        pending = await _first_token(chunks, gw.cfg.first_token_timeout_s)
-        ttft_ms = (time.perf_counter() - att.arrived) * 1e3
-        gw.metrics.ttft.labels(backend.model).observe(ttft_ms / 1e3)
-        gw.record_ttft(ttft_ms)
-        committed = True
-        return _streaming(gw, backend, resp, pending, chunks, att, headers)
-    except (httpx.TransportError, TimeoutError) as exc:
-        att.failed = True
-        if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
-            # refused or dropped: out until a health check passes; a timeout is load, not
-            # death (taking a slow backend out would pile its load on the others)
-            backend.mark_failed()
-            gw.metrics.healthy.labels(backend.model).set(0.0)
-        raise _RetryError(f"{backend.model}: {type(exc).__name__}: {exc}") from exc
-    finally:
-        if not committed:
-            if resp is not None:
-                await resp.aclose()
-            backend.running -= 1
-            gw.metrics.running.labels(backend.model).dec()
 
 
 def _overhead(att: Attempt) -> dict[str, str]:
@@ -138,41 +81,110 @@ def _overhead(att: Attempt) -> dict[str, str]:
             "x-routerwise-attempts": str(att.attempts)}
 
 
-def _done(gw: Gateway, backend: Backend, att: Attempt, status: int) -> None:
-    gw.metrics.e2e.labels(backend.model).observe(time.perf_counter() - att.arrived)
-    gw.metrics.requests.labels(backend.model, str(status)).inc()
+def _done(backend: Backend, att: Attempt, status: int) -> None:
+    backend.metrics.e2e.observe(time.perf_counter() - att.arrived)
+    backend.metrics.requests(status).inc()
 
 
-def _streaming(gw: Gateway, backend: Backend, resp: httpx.Response, pending: list[bytes],
-               chunks: AsyncIterator[bytes], att: Attempt, headers: dict[str, str]
-               ) -> Response:
-    from starlette.responses import StreamingResponse
+def _release(backend: Backend) -> None:
+    backend.running -= 1
+    backend.metrics.running.dec()
 
-    async def relay() -> AsyncIterator[bytes]:
-        status = resp.status_code
-        try:
-            if pending:  # what was held back, in one write
-                yield b"".join(pending)
-            async for chunk in chunks:
-                yield chunk
-        except Exception as exc:  # the stream has started: end it with an error event
-            status = 502
-            gw.metrics.errors.labels(backend.model, "stream_broken").inc()
-            yield _sse_error(f"backend {backend.model} failed mid-stream: "
-                             f"{type(exc).__name__}; the response is incomplete")
-        finally:
+
+def _payload(body: dict[str, Any], backend: Backend) -> bytes:
+    return json.dumps({**body, "model": backend.served_name}, separators=(",", ":")).encode()
+
+
+async def _open(gw: Gateway, backend: Backend, path: str, payload: bytes, stream: bool,
+                att: Attempt) -> tuple[UpstreamResponse, bytes]:
+    """Send; the response and what was read of it (a stream: up to its first token; else
+    all of it). ``_RetryError`` when the backend failed; nothing was sent to the client."""
+    resp: UpstreamResponse | None = None
+    try:
+        resp = await backend.upstream.post(f"/v1/{path}", payload, _upstream_headers(att))
+        if resp.status == 429 or resp.status >= 500:
+            att.saturated = att.saturated or resp.status == 429
+            att.failed = att.failed or resp.status != 429
+            raise _RetryError(f"{backend.model} answered HTTP {resp.status}")
+        if resp.status >= 400 or not stream:
+            return resp, await resp.read()
+        return resp, await _first_token(resp, gw.cfg.first_token_timeout_s)
+    except (UpstreamError, TimeoutError) as exc:
+        att.failed = True
+        if not isinstance(exc, UpstreamTimeoutError | TimeoutError):
+            # refused or dropped: out until a health check passes; a timeout is load, not
+            # death (taking a slow backend out would pile its load on the others)
+            backend.mark_failed()
+            backend.metrics.healthy.set(0.0)
+        raise _RetryError(f"{backend.model}: {type(exc).__name__}: {exc}") from exc
+    except BaseException:
+        if resp is not None:
             await resp.aclose()
-            backend.running -= 1
-            gw.metrics.running.labels(backend.model).dec()
-            _done(gw, backend, att, status)
+        raise
 
-    return StreamingResponse(relay(), resp.status_code, headers=headers,
-                             media_type="text/event-stream")
+
+async def forward(gw: Gateway, backend: Backend, path: str, body: dict[str, Any],
+                  stream: bool, att: Attempt, extra_headers: dict[str, str], reply: Reply,
+                  receive: Receive) -> None:
+    """Send to ``backend`` and answer the client; ``_RetryError`` before any byte was
+    sent."""
+    payload = _payload(body, backend)
+    att.attempts += 1
+    if not att.forwarded:
+        att.forwarded = time.perf_counter()
+        gw.metrics.overhead.observe(att.forwarded - att.arrived)
+    backend.running += 1
+    backend.metrics.running.inc()
+    try:
+        resp, head = await _open(gw, backend, path, payload, stream, att)
+    except BaseException:
+        _release(backend)
+        raise
+    headers = {**extra_headers, **_overhead(att)}
+    if resp.status >= 400 or not stream:
+        await resp.aclose()
+        _release(backend)
+        _done(backend, att, resp.status)
+        await reply.full(resp.status, head, headers,
+                         resp.headers.get("content-type", "application/json").encode())
+        return
+    ttft_ms = (time.perf_counter() - att.arrived) * 1e3
+    backend.metrics.ttft.observe(ttft_ms / 1e3)
+    gw.record_ttft(ttft_ms)
+    await _relay(backend, resp, head, att, headers, reply, receive)
+
+
+async def _relay(backend: Backend, resp: UpstreamResponse, head: bytes, att: Attempt,
+                 headers: dict[str, str], reply: Reply, receive: Receive) -> None:
+    """The committed stream: what was held back, then each read as it comes."""
+    status = resp.status
+    gone = asyncio.ensure_future(receive())  # done early only when the client leaves
+    try:
+        await reply.start(status, headers, EVENT_STREAM)
+        await reply.body(head, True)
+        while data := await resp.next():
+            if gone.done():  # 499: nginx's "client closed the request"
+                status = 499
+                break
+            await reply.body(data, True)
+    except UpstreamError as exc:  # the stream has started: end it with an error event
+        status = 502
+        backend.metrics.stream_broken.inc()
+        await reply.body(_sse_error(f"backend {backend.model} failed mid-stream: "
+                                    f"{type(exc).__name__}; the response is incomplete"), True)
+    finally:
+        gone.cancel()
+        await resp.aclose()  # before its end (client gone): the connection is closed
+        _release(backend)
+        _done(backend, att, status)
+    await reply.body(b"", False)
 
 
 async def try_in_order(gw: Gateway, order: tuple[str, ...], path: str, body: dict[str, Any],
-                       stream: bool, att: Attempt, headers: dict[str, str]) -> Response | None:
-    """The first backend in ``order`` that answers (None: none did; ``att`` says why)."""
+                       stream: bool, att: Attempt, headers: dict[str, str], reply: Reply,
+                       receive: Receive) -> bool:
+    """Answer from the first backend in ``order`` that can (False: none could; ``att``
+    says why)."""
     for model in order:
         if att.attempts >= gw.cfg.max_attempts:
             break
@@ -181,10 +193,11 @@ async def try_in_order(gw: Gateway, order: tuple[str, ...], path: str, body: dic
             att.saturated = att.saturated or backend.healthy
             continue
         try:
-            return await forward(gw, backend, path, body, stream, att,
-                                 {**headers, "x-routerwise-model": model})
+            await forward(gw, backend, path, body, stream, att,
+                          {**headers, "x-routerwise-model": model}, reply, receive)
+            return True
         except _RetryError as exc:
             att.last_error = str(exc)
-            gw.metrics.errors.labels(model, "backend").inc()
-            gw.metrics.fallbacks.labels(model).inc()
-    return None
+            backend.metrics.backend_errors.inc()
+            backend.metrics.fallbacks.inc()
+    return False

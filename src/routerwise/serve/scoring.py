@@ -119,7 +119,10 @@ def load_scorers(predictor_dir: Path | None, models: tuple[str, ...],
 
         predictor = load_predictor(predictor_dir)
         lookup = _LOOKUP_KINDS.get(predictor.kind)
-        scorers.append(lookup(predictor, models) if lookup else
-                       PredictorScorer(predictor, models))
+        scorer = lookup(predictor, models) if lookup else PredictorScorer(predictor, models)
+        # the first prediction builds the analyzers (and imports scikit-learn): seconds
+        # that would otherwise land on the first request while a queue builds behind it
+        scorer.score("warm up the predictor", None)
+        scorers.append(scorer)
     scorers.append(PriorScorer(prior))
     return tuple(scorers)
