@@ -88,6 +88,27 @@ def test_chunked_body_byte_by_byte_and_keep_alive() -> None:
     asyncio.run(_serve(reply, test))
 
 
+def test_trailers_and_a_long_chunk_in_many_reads() -> None:
+    long = bytes(range(256)) * 800  # 200 kB in one chunk
+
+    async def reply(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        message = (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                   + b"%x\r\n" % len(long) + long + b"\r\n3\r\nend\r\n"
+                   + b"0\r\nx-trailer: 1\r\n\r\n")
+        for i in range(0, len(message), 1000):
+            writer.write(message[i:i + 1000])
+            await writer.drain()
+
+    async def test(url: str, heads: list[bytes]) -> None:
+        up = _upstream(url)
+        for _ in range(2):
+            status, parts = await _body(up)
+            assert b"".join(parts) == long + b"end"
+        assert heads.count(b"--new connection--") == 1  # the trailer ended the body
+
+    asyncio.run(_serve(reply, test))
+
+
 def test_content_length_and_connection_close() -> None:
     async def reply(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 201 Created\r\ncontent-length: 7\r\nconnection: close\r\n"

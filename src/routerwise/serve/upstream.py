@@ -146,8 +146,8 @@ class _Exchange:
     Body bytes wait in ``_out`` until ``next()`` takes them all at once."""
 
     __slots__ = ("_active", "_buf", "_error", "_left", "_loop", "_mode", "_out", "_paused",
-                 "_pool", "_read_s", "_timer", "_waiter", "conn", "done", "got_bytes", "head",
-                 "headers", "keep", "status")
+                 "_pool", "_queued", "_read_s", "_timer", "_waiter", "conn", "done",
+                 "got_bytes", "head", "headers", "keep", "status")
 
     def __init__(self, conn: _Conn, pool: RawUpstream) -> None:
         self.conn, self._pool, self._read_s = conn, pool, pool.read_s
@@ -157,8 +157,11 @@ class _Exchange:
         self._timer = loop.call_at(self._active + self._read_s, self._expire)
         self._buf = bytearray()
         self._out: list[bytes] = []
+        self._queued = 0  # bytes in _out
         self._mode = "head"  # head | chunked | length | close | trailer | done
-        self._left = 0  # chunked: bytes of the current chunk still to come (+2); length: body
+        # chunked: the current chunk's size + 2 (its CRLF), -1 between chunks; length: the
+        # body bytes still to come
+        self._left = 0
         self._error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
@@ -178,9 +181,11 @@ class _Exchange:
                 self._feed_length(data)
             elif self._mode == "close":
                 self._out.append(data)
+                self._queued += len(data)
+            elif self._mode == "done":
+                raise ValueError("bytes after the end of the body")
             else:
-                self._buf += data
-                self._parse_chunked()
+                self._feed_chunked(data)
         except ValueError as exc:
             self._fail(UpstreamClosedError(f"malformed response from the backend: {exc}"))
             self.conn.close()
@@ -219,7 +224,7 @@ class _Exchange:
         if waiter is not None and not waiter.done() and (
                 self._out or self.done or self._error is not None):
             waiter.set_result(None)
-        if not self._paused and sum(map(len, self._out)) > MAX_BUFFERED_BYTES:
+        if not self._paused and self._queued > MAX_BUFFERED_BYTES:
             self._paused = True  # the client reads slower than the backend writes
             assert self.conn.transport is not None
             self.conn.transport.pause_reading()
@@ -258,42 +263,56 @@ class _Exchange:
         if len(data) > self._left:
             raise ValueError("more body bytes than its Content-Length")
         self._out.append(data)
+        self._queued += len(data)
         self._left -= len(data)
         if self._left == 0:
             self._finish()
 
-    def _parse_chunked(self) -> None:
+    def _feed_chunked(self, data: bytes) -> None:
+        """Chunks parsed from ``data`` in place (the usual case: whole chunks per read);
+        a partial one waits in ``_buf``."""
         buf = self._buf
-        while buf:
-            if self._mode == "trailer":  # after the last chunk: trailers, then an empty line
-                end = buf.find(b"\r\n")
+        if buf:
+            buf += data
+            if self._left > 0 and len(buf) < self._left:
+                return  # a long chunk still arriving: no copy until it is whole
+            data = bytes(buf)
+            buf.clear()
+        pos = self._parse_chunks(data)
+        if pos < len(data):
+            buf += memoryview(data)[pos:]
+
+    def _parse_chunks(self, data: bytes) -> int:
+        """Parse from the start of ``data``; where the unparsed rest begins."""
+        pos, n = 0, len(data)
+        while pos < n:
+            if self._left < 0:  # a chunk-size line, or after the last chunk a trailer line
+                end = data.find(b"\r\n", pos)
                 if end < 0:
-                    return
-                del buf[:end + 2]
-                if end == 0:
-                    self._finish()
-                    if buf:
-                        raise ValueError("bytes after the end of the body")
-                continue
-            if self._left < 0:  # a chunk-size line
-                end = buf.find(b"\r\n")
-                if end < 0:
-                    if len(buf) > 1024:
-                        raise ValueError("chunk-size line too long")
-                    return
-                size = int(bytes(buf[:end]).split(b";", 1)[0].strip() or b"x", 16)
-                del buf[:end + 2]
+                    if n - pos > 1024:
+                        raise ValueError("chunk-size or trailer line too long")
+                    return pos
+                line, pos = data[pos:end], end + 2
+                if self._mode == "trailer":
+                    if not line:  # the empty line that ends the body
+                        self._finish()
+                        if pos < n:
+                            raise ValueError("bytes after the end of the body")
+                    continue
+                size = int(line.split(b";", 1)[0].strip() or b"x", 16)
                 if size == 0:
                     self._mode = "trailer"
                     continue
                 self._left = size + 2
-            if len(buf) < self._left:
-                return
-            if buf[self._left - 2:self._left] != b"\r\n":
+            if n - pos < self._left:
+                return pos
+            stop = pos + self._left - 2
+            if data[stop:stop + 2] != b"\r\n":
                 raise ValueError("chunk not followed by CRLF")
-            self._out.append(bytes(buf[:self._left - 2]))
-            del buf[:self._left]
-            self._left = -1
+            self._out.append(data[pos:stop])
+            self._queued += stop - pos
+            pos, self._left = stop + 2, -1
+        return pos
 
     def _finish(self) -> None:
         self._mode, self.done = "done", True
@@ -313,6 +332,7 @@ class _Exchange:
         out = self._out
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        self._queued = 0
         if self._paused:
             self._paused = False
             assert self.conn.transport is not None
