@@ -111,6 +111,32 @@ def test_no_retry_once_bytes_were_streamed(serve_fixture: ServeFixture) -> None:
         assert small.calls + large.calls == 1  # never duplicated
 
 
+def test_a_client_that_leaves_mid_stream_stops_the_relay(serve_fixture: ServeFixture) -> None:
+    """The client reads the first token and hangs up: the gateway stops relaying (and
+    closes the backend's response) instead of reading it to the end; counted as 499."""
+    small, large = Scripted(SMALL, delay_s=0.3), Scripted(LARGE, delay_s=0.3)
+    with gateway(serve_fixture, _urls(), {SMALL: httpx.MockTransport(small),
+                                          LARGE: httpx.MockTransport(large)}) as server:
+        async def leave_after_first_token() -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            body = json.dumps({"model": "routerwise", "stream": True, "messages": [
+                {"role": "user", "content": "hello"}]}).encode()
+            writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+                         b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                         % (len(body), body))
+            seen = b""
+            while b"from " not in seen:
+                seen += await reader.read(4096)
+            writer.close()
+
+        asyncio.run(leave_after_first_token())
+        deadline = time.monotonic() + 5
+        while 'code="499"' not in (text := httpx.get(f"{server.url}/metrics").text):
+            assert time.monotonic() < deadline, "the relay never noticed the client left"
+            time.sleep(0.05)
+        assert 'code="200"' not in text
+
+
 def test_saturation_answers_429_with_retry_after(serve_fixture: ServeFixture) -> None:
     small, large = Scripted(SMALL, "busy"), Scripted(LARGE, "busy")
     with gateway(serve_fixture, _urls(), {SMALL: httpx.MockTransport(small),
