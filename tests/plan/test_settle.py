@@ -45,7 +45,7 @@ def _curve(mean_input: float) -> ShapeEstimate:
     return ShapeEstimate(fit_curve(points), cap)
 
 
-def _problem(rate_rps: float) -> tuple[ShapeProfiles, EvalContext, Candidate,
+def _problem(rate_rps: float, slo_ms: float = 300.0) -> tuple[ShapeProfiles, EvalContext, Candidate,
                                          dict[str, TokenLengths]]:
     """``long`` wins the long prompts, ``short`` the short ones; both curves estimated on the
     whole pool (mean 300 tokens)."""
@@ -62,7 +62,7 @@ def _problem(rate_rps: float) -> tuple[ShapeProfiles, EvalContext, Candidate,
                              supplied=0, unusable={},
                              saturation_rps={k: v.saturation_rps for k, v in shapes.items()})
     ctx = EvalContext(("long", "short"), readonly(scores), profiles.curves, total_rps=rate_rps,
-                      slo_ms=300.0, gpu_type=GPU)
+                      slo_ms=slo_ms, gpu_type=GPU)
     return profiles, ctx, Candidate(0, setup, "feasible", ""), pool
 
 
@@ -158,3 +158,29 @@ def test_plans_written_before_the_length_fields_still_load() -> None:
     again = TypeAdapter(ModelLoad).validate_python(
         TypeAdapter(ModelLoad).dump_python(new, mode="json"))
     assert again == new
+
+
+def test_a_baseline_that_settles_better_becomes_the_plan() -> None:
+    """Baselines are settled like the plan's setup; one that then predicts a higher quality
+    within the SLO is chosen (the search ranked setups on the workload's lengths)."""
+    from routerwise.plan.settle import best_settled, settle_baselines
+
+    profiles, ctx, chosen, pool = _problem(5.0, slo_ms=100.0)  # binds once settled
+    bigger = Candidate(1, setup_from_instances([Instance("long", GPU, 1, 1.0, (0,)),
+                                                Instance("long", GPU, 1, 1.0, (2,)),
+                                                Instance("short", GPU, 1, 1.0, (1,))]),
+                       "feasible", "", baselines=("equal_split",))
+    mine = Candidate(0, chosen.setup, "feasible", "", baselines=("isolated",))
+
+    def estimate(key: InstanceShape, lengths: TokenLengths, replicas: int) -> ShapeEstimate:
+        return _curve(lengths.means()[0])
+
+    s = settle(profiles, ctx, mine, pool, pool, estimate)
+    base = settle_baselines(profiles, ctx, [mine, bigger], ("equal_split", "isolated"), mine,
+                            s, pool, pool, estimate, frozenset())
+    assert base["isolated"] is s  # the plan's own setup is not settled twice
+    assert base["equal_split"].feasible
+    assert base["equal_split"].routed.result.quality > s.routed.result.quality
+    pick, final, name = best_settled(mine, s, base, [mine, bigger])
+    assert pick is bigger and final is base["equal_split"] and name == "equal_split"
+    assert best_settled(mine, s, {"isolated": s}, [mine, bigger])[2] is None

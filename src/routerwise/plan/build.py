@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,8 @@ from routerwise import __version__
 from routerwise.plan.inputs import PlanInputs
 from routerwise.plan.settle import (
     LengthReport,
+    Settled,
+    SettledPlan,
     mean_lengths,
     pool_lengths,
     routed_mixes,
@@ -101,13 +103,27 @@ def _quality(workload: Workload, routed: Routed | None) -> Quality:
     return Quality(predicted=predicted, truth=truth, score_source=source, note=notes[source])
 
 
-def _baseline(ctx: EvalContext, workload: Workload, search: SearchResult, name: str
-              ) -> BaselineResult:
+#: Why a baseline whose setup the length fixed point moved past the SLO is infeasible.
+UNSETTLED_BASELINE = ("misses the SLO once its curves are re-estimated with the prompts its "
+                      "routing sends each model (length fixed point)")
+
+
+def _baseline(ctx: EvalContext, workload: Workload, search: SearchResult, name: str,
+              settled: Settled | None = None) -> BaselineResult:
     mine = [c for c in search.candidates if name in c.baselines]
     best = best_candidate(mine)
     if best is None:
         why = mine[0].reason if mine else "no setup of this kind fits the cluster"
         return BaselineResult(False, None, None, (), (), why)
+    if settled is not None:
+        if not settled.feasible:
+            return BaselineResult(False, None, None, best.setup.instances,
+                                  best.setup.deployments, UNSETTLED_BASELINE)
+        r = settled.routed
+        return BaselineResult(
+            feasible=True, quality=r.result.quality, quality_truth=_truth(workload, r),
+            setup=best.setup.instances, deployments=best.setup.deployments,
+            reason=best.reason, fractions=r.fractions(ctx.models), prices=r.prices(ctx.models))
     routed = route_setup(ctx, best.setup, best)
     ok = routed.result.feasible and routed.result.shares is not None
     return BaselineResult(
@@ -258,8 +274,8 @@ def _search_summary(search: SearchResult, feasible_q: tuple[float, ...]) -> Sear
         dual_iterations=search.dual_iterations)
 
 
-def _provenance(inputs: PlanInputs, shapes: ShapeProfiles, report: LengthReport | None
-                ) -> PlanProvenance:
+def _provenance(inputs: PlanInputs, shapes: ShapeProfiles, report: LengthReport | None,
+                settled: SettledPlan | None = None) -> PlanProvenance:
     w = inputs.workload
     by_kind: dict[str, int] = {}
     for kind in shapes.provenance.values():
@@ -273,7 +289,11 @@ def _provenance(inputs: PlanInputs, shapes: ShapeProfiles, report: LengthReport 
         quality_predicted=f"{w.score_source} (routing solved on these scores)",
         quality_truth=truth[w.score_source],
         notes=(*inputs.notes, *w.notes, *shapes.notes,
-               *(() if report is None or report.note is None else (report.note,))))
+               *(() if report is None or report.note is None else (report.note,)),
+               *(() if settled is None or settled.promoted is None else (
+                   f"after the length fixed point the {settled.promoted} baseline's setup "
+                   "predicts a higher quality than the search's choice (ranked on the "
+                   "workload's lengths); it is the plan's setup",))))
 
 
 def _inputs_info(inputs: PlanInputs, ctx: EvalContext) -> PlanInputsInfo:
@@ -287,20 +307,21 @@ def _inputs_info(inputs: PlanInputs, ctx: EvalContext) -> PlanInputsInfo:
 
 
 def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,
-               search: SearchResult, *, settled: tuple[Routed, LengthReport] | None = None,
+               search: SearchResult, *, settled: SettledPlan | None = None,
                search_ctx: EvalContext | None = None, unsettled: str | None = None
                ) -> BuiltPlan:
-    """Choose the best candidate, re-route it for per-prompt shares (or take its routing
-    ``settled`` by the length fixed point, with ``ctx`` its re-estimated curves; baselines
-    stay on ``search_ctx``, the curves they were searched on), assemble the Plan.
+    """Choose the best candidate, re-route it for per-prompt shares, assemble the Plan; or
+    take the choice ``settled`` by the length fixed point (``ctx``: its re-estimated curves;
+    its baselines settled alike; ``search_ctx``: the curves the search ran on).
     ``unsettled``: why the fixed point failed (a plan warning)."""
     spec = inputs.spec
-    chosen = best_candidate(search.candidates)
+    searched = best_candidate(search.candidates)
+    chosen = searched if settled is None else settled.chosen
     feasible_q = tuple(sorted(c.quality for c in search.candidates if c.status == "feasible"))
-    report = None if settled is None else settled[1]
+    report = None if settled is None else settled.report
     routed = None
     if chosen is not None:
-        routed = settled[0] if settled is not None else require_feasible(
+        routed = settled.settled.routed if settled is not None else require_feasible(
             route_setup(ctx, chosen.setup, chosen), chosen.setup)
         if report is None:
             report = _unsettled_report(inputs, shapes, chosen, routed)
@@ -322,14 +343,17 @@ def build_plan(inputs: PlanInputs, shapes: ShapeProfiles, ctx: EvalContext,
             per_model=per_model, convexified=bool(routed and routed.result.convexified),
             length_rounds=0 if report is None else report.rounds,
             length_searches=0 if report is None else report.searches),
-        search=_search_summary(search, feasible_q),
-        baselines={n: _baseline(base_ctx, inputs.workload, search, n) for n in BASELINES},
+        search=replace(_search_summary(search, feasible_q),
+                       chosen_quality=None if searched is None else _num(searched.quality)),
+        baselines={n: _baseline(base_ctx, inputs.workload, search, n,
+                                None if settled is None else settled.baselines.get(n))
+                   for n in BASELINES},
         infeasible=None if chosen is not None
         else _reachable_message(inputs, reachable(base_ctx, search.candidates)),
         warnings=(*_warnings(inputs, per_model),
                   *_routed_length_warnings(inputs, ctx, routed, report),
                   *(() if unsettled is None else (unsettled,))),
-        provenance=_provenance(inputs, shapes, report), inputs=_inputs_info(inputs, ctx),
+        provenance=_provenance(inputs, shapes, report, settled), inputs=_inputs_info(inputs, ctx),
         profiles_file=PROFILES_FILE)
     return BuiltPlan(plan, chosen, routed, feasible_q)
 

@@ -18,19 +18,23 @@ from routerwise.plan.settle import (
     TOLERANCE,
     Estimate,
     Settled,
+    SettledPlan,
+    best_settled,
     lengths_report,
     pool_lengths,
     settle,
+    settle_baselines,
     shift,
     unsettled_warning,
 )
 from routerwise.plan.shapes import ShapeEstimate, ShapeProfiles, estimate_shape, shape_profiles
 from routerwise.profiles.estimator import TokenLengths
 from routerwise.profiles.table import ProfileTable
+from routerwise.search.baselines import BASELINES
 from routerwise.search.evaluate import EvalContext
 from routerwise.search.methods import run_search
 from routerwise.search.resolve import setup_curves
-from routerwise.search.search import SearchConfig, SearchResult, best_candidate
+from routerwise.search.search import Candidate, SearchConfig, SearchResult, best_candidate
 from routerwise.search.space import shape_of
 from routerwise.spec.deployment import InstanceShape
 from routerwise.spec.spec_file import Spec
@@ -161,6 +165,21 @@ def _estimator(inputs: PlanInputs, cache_dir: Path | None) -> Estimate:
     return estimate
 
 
+def _built(current: _Searched, chosen: Candidate, settled: Settled, searches: int,
+           pool: Mapping[str, TokenLengths], estimate: Estimate, routed: frozenset[str]
+           ) -> PlanRun:
+    """The plan from a settled choice, its baselines settled alike; a baseline's setup that
+    then predicts a higher quality becomes the plan's."""
+    candidates = current.search.candidates
+    baselines = settle_baselines(current.shapes, current.ctx, candidates, BASELINES, chosen,
+                                 settled, current.inputs.lengths, pool, estimate, routed)
+    pick, final, promoted = best_settled(chosen, settled, baselines, candidates)
+    choice = SettledPlan(pick, final, lengths_report(final, searches), baselines, promoted)
+    built = build_plan(current.inputs, final.shapes, final.ctx, current.search,
+                       settled=choice, search_ctx=current.ctx)
+    return PlanRun(built=built, inputs=current.inputs, shapes=final.shapes, ctx=final.ctx)
+
+
 def _settled_plan(base: PlanInputs, first: _Searched,
                   searched: Callable[[PlanInputs], _Searched], cache_dir: Path | None
                   ) -> PlanRun:
@@ -175,11 +194,7 @@ def _settled_plan(base: PlanInputs, first: _Searched,
         settled = settle(current.shapes, current.ctx, chosen, current.inputs.lengths, pool,
                          estimate, routed_basis=routed_models)
         if settled.feasible:
-            report = lengths_report(settled, searches)
-            built = build_plan(current.inputs, settled.shapes, settled.ctx, current.search,
-                               settled=(settled.routed, report), search_ctx=current.ctx)
-            return PlanRun(built=built, inputs=current.inputs, shapes=settled.shapes,
-                           ctx=settled.ctx)
+            return _built(current, chosen, settled, searches, pool, estimate, routed_models)
         missed = settled
         if searches == MAX_LENGTH_SEARCHES:
             break

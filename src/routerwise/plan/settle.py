@@ -22,7 +22,7 @@ Only the chosen setup is settled, so the search itself costs what it did.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,7 +34,7 @@ from routerwise.plan.shapes import ShapeEstimate, ShapeProfiles
 from routerwise.profiles.estimator import TokenLengths
 from routerwise.search.evaluate import EvalContext
 from routerwise.search.resolve import Routed, route_setup
-from routerwise.search.search import Candidate
+from routerwise.search.search import Candidate, best_candidate
 from routerwise.spec.deployment import InstanceShape
 
 #: A curve is re-estimated when its model's routed mean prompt or output length differs from
@@ -222,3 +222,44 @@ def unsettled_warning(missed: Settled) -> str:
             "plan routes to them, and no setup searched with those lengths meets it: the "
             "predicted TTFT is optimistic at this rate (plan a lower rate, or check it with "
             "`routerwise simulate --find-max-rate`)")
+
+
+@dataclass(frozen=True, slots=True)
+class SettledPlan:
+    """The plan's setup after the fixed point, and each baseline's setup settled alike (so
+    the plan is compared with its baselines on equal terms)."""
+
+    chosen: Candidate
+    settled: Settled
+    report: LengthReport
+    baselines: Mapping[str, Settled]
+    #: the baseline whose settled setup beat the search's choice and became the plan's
+    promoted: str | None = None
+
+
+def settle_baselines(shapes: ShapeProfiles, ctx: EvalContext, candidates: Sequence[Candidate],
+                     names: Sequence[str], chosen: Candidate, chosen_settled: Settled,
+                     lengths: Mapping[str, TokenLengths], pool: Mapping[str, TokenLengths],
+                     estimate: Estimate, routed_basis: frozenset[str]) -> dict[str, Settled]:
+    """Each baseline's best setup settled like the plan's (the plan's own when it is one)."""
+    out: dict[str, Settled] = {}
+    for name in names:
+        best = best_candidate([c for c in candidates if name in c.baselines])
+        if best is None:
+            continue
+        out[name] = chosen_settled if best.setup == chosen.setup else settle(
+            shapes, ctx, best, lengths, pool, estimate, routed_basis=routed_basis)
+    return out
+
+
+def best_settled(chosen: Candidate, settled: Settled, baselines: Mapping[str, Settled],
+                 candidates: Sequence[Candidate]) -> tuple[Candidate, Settled, str | None]:
+    """The search's choice, or a baseline's setup when, settled, it predicts a higher
+    quality within the SLO (the search ranked setups on the workload's lengths)."""
+    best: tuple[Candidate, Settled, str | None] = (chosen, settled, None)
+    for name, s in sorted(baselines.items()):
+        if s.feasible and s.routed.result.quality > best[1].routed.result.quality + 1e-9:
+            cand = best_candidate([c for c in candidates if name in c.baselines])
+            assert cand is not None
+            best = (cand, s, name)
+    return best

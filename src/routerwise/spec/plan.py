@@ -189,6 +189,12 @@ class SearchSummary:
                                 "how far from optimal the plan can be.")] = None
     dual_iterations: Annotated[int, _d("Dual points at which the Lagrangian bound was "
                                        "evaluated (0 for exhaustive).")] = 0
+    chosen_quality: Annotated[OptFloat, _d(
+        "Quality of the search's choice on the curves it searched with (the workload's "
+        "lengths, one instance per replica); quality_min/max, upper_bound and gap are on "
+        "those curves too. quality.predicted is after the length fixed point, which "
+        "re-estimates the chosen setup's curves with the lengths routed to each model (and "
+        "its replicas balanced) and may move it either way (null: infeasible).")] = None
 
 
 @dataclass(frozen=True, slots=True)
