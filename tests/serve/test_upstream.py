@@ -64,7 +64,9 @@ async def _body(up: RawUpstream, path: str = "/v1/x") -> tuple[int, list[bytes]]
     resp = await up.post(path, b'{"a":1}', {"x-request-id": "r1"})
     parts = []
     while data := await resp.next():
+        assert not resp.finished or not await resp.next()  # finished: nothing more comes
         parts.append(data)
+    assert resp.finished
     await resp.aclose()
     return resp.status, parts
 

@@ -156,28 +156,39 @@ async def forward(gw: Gateway, backend: Backend, path: str, body: dict[str, Any]
 
 async def _relay(backend: Backend, resp: UpstreamResponse, head: bytes, att: Attempt,
                  headers: dict[str, str], reply: Reply, receive: Receive) -> None:
-    """The committed stream: what was held back, then each read as it comes."""
+    """The committed stream: what was held back, then each read as it comes (the read
+    that holds the body's end closes the response in the same write)."""
     status = resp.status
-    gone = asyncio.ensure_future(receive())  # done early only when the client leaves
+    # done before the response is only when the client left (uvicorn answers the pending
+    # receive() with a disconnect; at the response's end too, so it needs no cancelling)
+    gone = asyncio.ensure_future(receive())
+    ended = False
     try:
         await reply.start(status, headers, EVENT_STREAM)
-        await reply.body(head, True)
-        while data := await resp.next():
+        data = head
+        while data:
+            ended = resp.finished
+            await reply.body(data, not ended)
+            if ended:
+                break
+            data = await resp.next()
             if gone.done():  # 499: nginx's "client closed the request"
                 status = 499
                 break
-            await reply.body(data, True)
     except UpstreamError as exc:  # the stream has started: end it with an error event
         status = 502
         backend.metrics.stream_broken.inc()
         await reply.body(_sse_error(f"backend {backend.model} failed mid-stream: "
                                     f"{type(exc).__name__}; the response is incomplete"), True)
-    finally:
+    except BaseException:
         gone.cancel()
+        raise
+    finally:
         await resp.aclose()  # before its end (client gone): the connection is closed
         _release(backend)
         _done(backend, att, status)
-    await reply.body(b"", False)
+    if not ended:
+        await reply.body(b"", False)
 
 
 async def try_in_order(gw: Gateway, order: tuple[str, ...], path: str, body: dict[str, Any],

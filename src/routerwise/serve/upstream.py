@@ -60,6 +60,11 @@ class UpstreamResponse(Protocol):
     status: int
     headers: Headers
 
+    @property
+    def finished(self) -> bool:
+        """The whole body arrived and ``next()`` has handed all of it over."""
+        ...
+
     async def next(self) -> bytes:
         """The body bytes that arrived since the last call (waiting for some); b"" at the
         end of the body."""
@@ -318,6 +323,10 @@ class _Exchange:
         self._mode, self.done = "done", True
 
     # -- read by the relay --------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.done and not self._out
+
     async def next(self) -> bytes:
         while not self._out:
             if self._error is not None:
@@ -465,12 +474,18 @@ class _HttpxResponse:
         self.status = resp.status_code
         self.headers: Headers = {k.lower(): v for k, v in resp.headers.items()}
         self._chunks: AsyncIterator[bytes] = resp.aiter_raw()
+        self._done = False  # known only once next() found the end
+
+    @property
+    def finished(self) -> bool:
+        return self._done
 
     async def next(self) -> bytes:
         with _mapped():
             try:
                 return await anext(self._chunks)
             except StopAsyncIteration:
+                self._done = True
                 return b""
 
     async def read(self) -> bytes:
