@@ -84,7 +84,9 @@ class GatewayConfig:
     retry_after_s: int = 1  # Retry-After on 429
     drain_timeout_s: float = 30.0  # graceful shutdown waits this long for in-flight requests
     seed: int = 0  # the tie-breaking sampler
-    lean_transport: bool = True  # http:// backends: serve.transport (False: httpx's own)
+    # http:// backends: completions over serve.upstream, health checks over serve.transport
+    # (False: both through httpx's own transport)
+    lean_transport: bool = True
     controller: ControllerConfig = field(default_factory=ControllerConfig)
 
     def __post_init__(self) -> None:

@@ -1,10 +1,10 @@
 """Serve stage — a lean HTTP/1.1 transport for the backends' ``httpx.AsyncClient``.
 
-httpx's default transport (httpcore over anyio) costs about 3.5 ms of CPU for one streamed
-completion on the 2-core test machine; this one, on asyncio streams, about 1 ms — the
-difference decides whether a Python gateway keeps up with 200 requests/s on a shared core.
-The client stays an ``httpx.AsyncClient`` (timeouts, headers, ``MockTransport`` in tests);
-only the wire work is replaced.
+The client carries a backend's health checks and model discovery (completions take
+``serve.upstream``, leaner still). httpx's default transport (httpcore over anyio) costs
+about 3.5 ms of CPU for one streamed completion on the 2-core test machine; this one, on
+asyncio streams, about 1 ms. The client stays an ``httpx.AsyncClient`` (timeouts,
+headers, ``MockTransport`` in tests); only the wire work is replaced.
 
 Scope: plain ``http://`` to OpenAI-compatible engines (vLLM, SGLang, llama.cpp, the
 emulator): keep-alive connections reused up to ``keepalive_expiry_s`` idle, chunked or

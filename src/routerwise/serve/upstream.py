@@ -5,11 +5,11 @@ pool (idle ones expire after ``keepalive_s``, before a uvicorn backend's 5 s clo
 The response is parsed inside ``data_received``: the head once, then chunked or
 ``Content-Length`` framing; the body's bytes wait in a list until the relay asks for them,
 and one ``next()`` hands over everything that arrived (one wake-up per TCP read, not one
-per chunk). That is the difference between ~2 ms and ~0.3 ms of CPU for a streamed
-completion on the 2-core test machine, where httpx's request and response models cost
-more than the bytes. ``HttpxUpstream`` is the same interface over an ``httpx.AsyncClient``:
-``https://`` backends, injected transports (``httpx.MockTransport`` in tests) and
-``lean_transport=False``.
+per chunk). httpx's request and response models cost more than the bytes: with the raw
+ASGI endpoint (``serve.asgi``) this halves the gateway's CPU for a streamed completion on
+the 2-core test machine (see ``benchmarks/gateway_overhead.py``). ``HttpxUpstream`` is
+the same interface over an ``httpx.AsyncClient``: ``https://`` backends, injected
+transports (``httpx.MockTransport`` in tests) and ``lean_transport=False``.
 
 Failures are named (``UpstreamError``): ``UpstreamConnectError`` (refused, unreachable),
 ``UpstreamClosedError`` (dropped, reset, cut mid-body, malformed) and ``UpstreamTimeoutError``
