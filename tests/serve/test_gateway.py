@@ -131,6 +131,18 @@ def test_errors_use_openai_bodies(gw: str) -> None:
     assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
 
 
+def test_httpx_transport_serves_alike(serve_fixture: ServeFixture,
+                                      emulators: dict[str, str]) -> None:
+    """``lean_transport=False``: completions go through httpx's own transport, same answers."""
+    with gateway(serve_fixture, emulators, lean_transport=False) as server:
+        stream = sdk(server.url).chat.completions.create(
+            model="routerwise", max_tokens=3, stream=True,
+            messages=[{"role": "user", "content": "x"}])
+        assert "".join(c.choices[0].delta.content or "" for c in stream) == " tok" * 3
+        reply = sdk(server.url).completions.create(model=MODELS[0], max_tokens=2, prompt="x")
+        assert reply.choices[0].text == " tok" * 2
+
+
 def test_api_key_is_required_when_configured(serve_fixture: ServeFixture,
                                              emulators: dict[str, str]) -> None:
     with gateway(serve_fixture, emulators, api_key="s3cret") as server:
