@@ -201,3 +201,54 @@ def test_shutdown_drains_in_flight_streams(serve_fixture: ServeFixture) -> None:
     worker.join(timeout=10)
     assert len(result) == 1 and result[0].startswith("from ") and result[0].endswith(" done")
     assert set(MODELS) == {SMALL, LARGE}
+
+
+def test_a_backend_silent_after_its_head_is_hung_up_on(serve_fixture: ServeFixture) -> None:
+    """A real TCP backend (the lean upstream) answers the head and the role chunk, then
+    nothing: after ``first_token_timeout_s`` the gateway tries the other model and hangs
+    up on the silent one (so a real engine stops generating for nobody)."""
+    hung_up: list[float] = []
+    role = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(h.split(b":")[1]) for h in head.split(b"\r\n")
+                      if h.lower().startswith(b"content-length"))
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                     b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(role), role))
+        sent = time.monotonic()
+        await reader.read()  # EOF: the gateway hung up
+        hung_up.append(time.monotonic() - sent)
+        writer.close()
+
+    ready, done = threading.Event(), threading.Event()
+    port: list[int] = []
+
+    def serve() -> None:
+        async def main() -> None:
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            port.append(server.sockets[0].getsockname()[1])
+            ready.set()
+            async with server:
+                while not done.is_set():
+                    await asyncio.sleep(0.05)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    url = f"http://127.0.0.1:{port[0]}"
+    with gateway(serve_fixture, {SMALL: url, LARGE: url}, first_token_timeout_s=0.3,
+                 health_interval_s=60) as server:
+        with pytest.raises(openai.APIStatusError) as info:
+            _stream_text(server.url)
+        assert info.value.status_code == 503
+        deadline = time.monotonic() + 3
+        while len(hung_up) < 2:
+            assert time.monotonic() < deadline, f"hung up on {len(hung_up)} of 2 attempts"
+            time.sleep(0.02)
+    done.set()
+    thread.join(10)
+    assert all(0.2 < s < 2.0 for s in hung_up), hung_up

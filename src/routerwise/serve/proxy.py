@@ -110,6 +110,8 @@ async def _open(gw: Gateway, backend: Backend, path: str, payload: bytes, stream
             return resp, await resp.read()
         return resp, await _first_token(resp, gw.cfg.first_token_timeout_s)
     except (UpstreamError, TimeoutError) as exc:
+        if resp is not None:  # closed before its end: the backend stops generating
+            await resp.aclose()
         att.failed = True
         if not isinstance(exc, UpstreamTimeoutError | TimeoutError):
             # refused or dropped: out until a health check passes; a timeout is load, not
