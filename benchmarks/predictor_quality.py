@@ -4,12 +4,13 @@ For each data set and kind: train on the training split, predict the test split,
 routing quality without a latency constraint — best single model, random, the predictor's
 argmax, the oracle, the captured headroom (predictor − best) / (oracle − best) — and the
 predictor's own estimate of its routing against the measured quality (calibration). LLMRouter
-rows also show the test prompts that do not appear verbatim in train.json ("unseen": 119 of
-the 500 test prompts are copies of training prompts, which the ``tfidf`` kind's outcome memory
-recalls), the same predictor with its memory off ("no memory"), and prediction without task
-hints. ``±`` columns are bootstrap standard errors over the held-out prompts (paired: best
-single, oracle and predictor resampled together): 500 prompts measure the captured headroom to
-about ±8 points and the estimate-minus-measured gap to about ±0.02.
+rows also show the test prompts that do not appear verbatim in train.json ("unseen", 381) and
+those that do ("duplicates", 119, which the ``tfidf`` kind's outcome memory recalls), the same
+predictor with its memory off ("no memory"), and prediction without task hints. ``±`` columns
+are bootstrap standard errors over the held-out prompts (paired: best single, oracle and
+predictor resampled together), ``gap 95% CI`` the bootstrap percentile interval of the
+estimate-minus-measured gap: 500 prompts measure the captured headroom to about ±8 points and
+the gap to about ±0.02.
 Goal (issue 8): ≥ 25% of the headroom on LLMRouter; estimate within 0.02 of measured.
 
 Run: ``.venv/bin/python benchmarks/predictor_quality.py [--kinds tfidf,knn,task,embedding]
@@ -36,12 +37,12 @@ from routerwise.spec.workload import Workload
 
 HEADER = (f"{'data':10s} {'kind':10s} {'rows':14s} {'n':>5s} {'best':>6s} {'random':>6s} "
           f"{'pred':>6s} {'oracle':>6s} {'capt':>6s} {'±':>5s} {'est':>6s} {'meas':>6s} "
-          f"{'gap':>6s} {'±':>5s} {'fit_s':>6s}")
+          f"{'gap':>6s} {'±':>5s} {'gap 95% CI':>15s} {'fit_s':>6s}")
 BOOTSTRAP = 500
 
 
-def bootstrap_se(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Standard errors of the captured headroom and of the estimate − measured gap."""
+def bootstrap(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float, float, float]:
+    """Standard error of the captured headroom; SE and 95% percentile interval of the gap."""
     rng = np.random.default_rng(0)
     rows, chosen = np.arange(len(labels)), np.argmax(scores, axis=1)
     picked, estimate = labels[rows, chosen], scores[rows, chosen]
@@ -49,21 +50,22 @@ def bootstrap_se(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     for _ in range(BOOTSTRAP):
         i = rng.integers(0, len(labels), len(labels))
         best, oracle = labels[i].mean(axis=0).max(), labels[i].max(axis=1).mean()
-        capt.append((picked[i].mean() - best) / (oracle - best))
+        capt.append((picked[i].mean() - best) / (oracle - best) if oracle > best else 0.0)
         gap.append(estimate[i].mean() - picked[i].mean())
-    return float(np.std(capt)), float(np.std(gap))
+    low, high = np.percentile(gap, [2.5, 97.5])
+    return float(np.std(capt)), float(np.std(gap)), float(low), float(high)
 
 
 def _row(data: str, kind: str, rows: str, scores: np.ndarray, labels: np.ndarray,
          models: tuple[str, ...], fit_s: float) -> str:
     report = heldout_report(scores, labels, models)
     r, c = report["routing"], report["chosen_routing"]
-    se_capt, se_gap = bootstrap_se(scores, labels)
+    se_capt, se_gap, low, high = bootstrap(scores, labels)
     return (f"{data:10s} {kind:10s} {rows:14s} {report['num_prompts']:>5d} "
             f"{r['best_single']:6.3f} {r['random']:6.3f} {r['predictor']:6.3f} "
             f"{r['oracle']:6.3f} {r['captured_headroom']:6.1%} {se_capt:5.1%} "
             f"{c['predicted']:6.3f} {c['measured']:6.3f} {c['gap']:+6.3f} {se_gap:5.3f} "
-            f"{fit_s:6.1f}")
+            f"[{low:+.3f},{high:+.3f}] {fit_s:6.1f}")
 
 
 def _kinds(requested: str) -> list[str]:
@@ -84,8 +86,8 @@ def evaluate(data: str, kind: str, train: Workload, test: Workload,
     scores = predict_on(run.predictor, held)
     print(_row(data, kind, "all", scores, labels, models, fit_s), flush=True)
     if unseen is not None:
-        print(_row(data, kind, "unseen", scores[unseen], labels[unseen], models, fit_s),
-              flush=True)
+        for name, rows in (("unseen", unseen), ("duplicates", ~unseen)):
+            print(_row(data, kind, name, scores[rows], labels[rows], models, fit_s), flush=True)
     if getattr(run.predictor, "memory_", None) is not None:
         forgetful = copy.copy(run.predictor)
         forgetful.memory_ = None  # type: ignore[attr-defined]

@@ -84,3 +84,35 @@ def test_informative_scores_are_barely_shrunk_and_keep_their_ranking() -> None:
     np.testing.assert_array_equal(np.argmax(shrink_rows(noisy, shrink), axis=1),
                                   np.argmax(noisy, axis=1))
     assert fit_shrink(p, labels) > 0.95
+
+
+def _fake_embed(self: object, texts: list[str]) -> np.ndarray:
+    """A stand-in for the sentence encoder: 384 seeded features of the words (no torch)."""
+    out = np.zeros((len(texts), 384))
+    for row, text in enumerate(texts):
+        for word in text.split():
+            out[row, prompt_key(word) % 384] += 1.0
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def test_embedding_remembers_training_prompts_across_save_and_load(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from routerwise.predict.embedding import EmbeddingPredictor
+
+    monkeypatch.setattr(EmbeddingPredictor, "embed", _fake_embed)
+    train = synthetic_workload(300, 0)
+    assert train.prompts is not None and train.labels is not None
+    labels = np.asarray(train.labels)
+    fitted = EmbeddingPredictor().fit(train.prompts, train.tasks, labels, MODELS,
+                                      np.random.default_rng(0))
+    plain = EmbeddingPredictor(memory=False).fit(train.prompts, train.tasks, labels, MODELS,
+                                                 np.random.default_rng(0))
+    hints = list(train.tasks or ())[:30]
+    np.testing.assert_allclose(fitted.predict(train.prompts[:30], hints),
+                               (plain.predict(train.prompts[:30], hints) + labels[:30]) / 2,
+                               atol=1e-9)
+    fitted.save(tmp_path)
+    loaded = EmbeddingPredictor.load(tmp_path)
+    assert loaded.memory_ is not None and len(loaded.memory_) == 300
+    np.testing.assert_allclose(loaded.predict(train.prompts[:30], hints),
+                               fitted.predict(train.prompts[:30], hints), atol=1e-12)

@@ -29,9 +29,9 @@ def test_matches_scikit_learn(sparse: bool, alpha: float, monkeypatch: pytest.Mo
     x, y = _problem(sparse)
     ref = Ridge(alpha=alpha, tol=1e-12, solver="sparse_cg" if sparse else "cholesky").fit(x, y)
     scale = np.abs(ref.predict(x)).max()
-    # at the default tolerance the fitted values agree to 1e-4 of their scale
+    # at the default tolerance the fitted values agree to 1e-3 of their scale
     coef, intercept = fit_ridge(x, y, alpha)
-    assert np.abs(np.asarray(x @ coef.T) + intercept - ref.predict(x)).max() < 1e-4 * scale
+    assert np.abs(np.asarray(x @ coef.T) + intercept - ref.predict(x)).max() < 1e-3 * scale
     # solved to convergence, the coefficients themselves agree
     monkeypatch.setattr(ridge, "RTOL", 1e-11)
     coef, intercept = fit_ridge(x, y, alpha)

