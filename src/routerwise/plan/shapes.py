@@ -35,6 +35,11 @@ from routerwise.spec.deployment import InstanceShape
 #: Requests per rate and rates per sweep for planner profiles: enough for smooth curves,
 #: cheap enough to estimate ~100 shapes in well under a minute on 2 cores.
 PLAN_REQUESTS_PER_RATE = 800
+#: Requests per rate (over all replicas of a balanced group, at least
+#: ``PLAN_REQUESTS_PER_RATE`` per instance) when the length fixed point re-estimates a chosen
+#: shape: a handful of shapes, at whose last points a plan usually operates (90% of capacity,
+#: queue-dominated), where 800 requests read 10-15% high or low.
+SETTLE_REQUESTS_PER_RATE = 4000
 PLAN_SWEEP_POINTS = 8
 
 Progress = Callable[[int, int, str], None]
@@ -143,7 +148,8 @@ class _Estimated:
 
 def _estimated_points(archs: Mapping[str, ModelArch], gpu: GpuSpec, key: InstanceShape,
                       lengths: Mapping[str, TokenLengths], cache_dir: Path | None,
-                      replicas: int = 1) -> _Estimated:
+                      replicas: int = 1, num_requests: int = PLAN_REQUESTS_PER_RATE
+                      ) -> _Estimated:
     """The estimator's stable points for ``key`` (cached); ``InfeasibleError`` when it cannot
     serve the workload or has no kernel data for the model (e.g. 3 KV heads: only measured
     profiles can describe such a model)."""
@@ -151,7 +157,7 @@ def _estimated_points(archs: Mapping[str, ModelArch], gpu: GpuSpec, key: Instanc
     try:
         table = estimate_profile_cached(
             archs[model], gpu, key.tp, key.mps_share, None, lengths[model],
-            num_requests=PLAN_REQUESTS_PER_RATE, sweep_points=PLAN_SWEEP_POINTS,
+            num_requests=num_requests, sweep_points=PLAN_SWEEP_POINTS,
             cache_dir=cache_dir, replicas=replicas,
         )
     except KernelDataError as exc:
@@ -196,10 +202,12 @@ class ShapeEstimate:
 def estimate_shape(arch: ModelArch, gpu: GpuSpec, key: InstanceShape, lengths: TokenLengths,
                    cache_dir: Path | None, replicas: int = 1) -> ShapeEstimate:
     """``key``'s curve estimated with ``lengths`` (cached like every planner profile), per
-    instance of ``replicas`` behind least-outstanding-requests balancing; ``InfeasibleError``
-    when the shape cannot serve them."""
+    instance of ``replicas`` behind least-outstanding-requests balancing, with longer runs
+    than the search's (``SETTLE_REQUESTS_PER_RATE``); ``InfeasibleError`` when the shape
+    cannot serve them."""
+    per_instance = max(PLAN_REQUESTS_PER_RATE, -(-SETTLE_REQUESTS_PER_RATE // replicas))
     est = _estimated_points({key.model: arch}, gpu, key, {key.model: lengths}, cache_dir,
-                            replicas)
+                            replicas, per_instance)
     kept = below_saturation(est.points)
     return ShapeEstimate(fit_curve(kept), _estimated_saturation(est, kept))
 
