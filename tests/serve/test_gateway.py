@@ -118,6 +118,19 @@ def test_models_health_and_metrics(gw: str) -> None:
         assert name in text, name
 
 
+def test_request_ids_are_echoed_or_made(gw: str) -> None:
+    body = {"model": "routerwise", "max_tokens": 1,
+            "messages": [{"role": "user", "content": "x"}]}
+    url = f"{gw}/v1/chat/completions"
+    given = httpx.post(url, json=body, headers={"x-request-id": "abc-123"})
+    assert given.status_code == 200 and given.headers["x-request-id"] == "abc-123"
+    for bad in ("x" * 129, "tab\there"):
+        made = httpx.post(url, json=body, headers={"x-request-id": bad})
+        assert made.status_code == 200 and len(made.headers["x-request-id"]) == 32
+    refused = httpx.post(url, content=b"{", headers={"x-request-id": "e-1"})
+    assert refused.status_code == 400 and refused.headers["x-request-id"] == "e-1"
+
+
 def test_errors_use_openai_bodies(gw: str) -> None:
     url = f"{gw}/v1/chat/completions"
     bad_json = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})

@@ -6,7 +6,12 @@
 malformed, 401 bad key, 404 unknown model, 413 too large, 429 saturated (``Retry-After``),
 503 no backend could answer. Response headers: ``x-routerwise-model`` (who served),
 ``x-routerwise-scores`` and ``x-routerwise-score-source`` (why, for routed requests),
-``x-routerwise-overhead-ms`` (time spent in the gateway before forwarding).
+``x-routerwise-overhead-ms`` (time spent in the gateway before forwarding),
+``x-request-id`` (the client's, or a new one; also sent to the backend). A client that
+hangs up mid-stream is counted as 499 and its backend stream closed.
+
+The completion endpoints are served as plain ASGI (``serve.asgi``): on a 2-core machine
+the framework's per-request and per-chunk work cost more CPU than the gateway's own.
 """
 
 from __future__ import annotations
@@ -121,9 +126,11 @@ _HEAD_FIELDS = (b"authorization", b"content-length", b"x-request-id")
 
 
 def request_id(given: bytes | None) -> str:
-    """The client's ``x-request-id`` (as vLLM and LiteLLM take it), or a new one."""
-    if given and len(given) <= MAX_REQUEST_ID_CHARS:
-        return given.decode("latin-1")
+    """The client's ``x-request-id`` (as vLLM and LiteLLM take it) when it is short,
+    printable ASCII (it is echoed in a response header), else a new one."""
+    if given and len(given) <= MAX_REQUEST_ID_CHARS and given.isascii() \
+            and given.decode("ascii").isprintable():
+        return given.decode("ascii")
     return uuid.uuid4().hex
 
 
