@@ -430,3 +430,25 @@ def test_predictor_for_other_models_is_rejected(tmp_path: Path) -> None:
                            "--predictor", str(tmp_path / "pred"))
     assert code == 1
     assert "trained on models ['other', 'small']" in " ".join(stderr.split())
+
+
+def test_the_length_fixed_point_can_be_turned_off(tmp_path: Path) -> None:
+    """Short prompts score best on ``large``, long ones on ``small``: by default each curve is
+    re-estimated with the prompts routed to it; ``--no-length-fixed-point`` keeps the search's
+    curves (no rounds, the workload's lengths)."""
+    write_scores(tmp_path)
+    frame = pd.read_csv(tmp_path / "scores.csv")
+    frame["input_tokens"] = [40 + 8 * i for i in range(len(frame))]  # p0 short … p199 long
+    frame.to_csv(tmp_path / "scores.csv", index=False)
+    spec = str(write_spec(tmp_path))
+    docs = {}
+    for flag in ((), ("--no-length-fixed-point",)):
+        out = tmp_path / f"o{len(flag)}"
+        code, _, stderr = plan("--spec", spec, "--out", str(out), "--executor", "serial", *flag)
+        assert code == 0, stderr
+        docs[bool(flag)] = json.loads((out / "plan.json").read_text())["predicted"]
+    for off, doc in docs.items():
+        deployed = [v["lengths"] for v in doc["per_model"].values() if v["deployment"]]
+        assert deployed
+        assert (doc["length_rounds"] == 0) == off
+        assert all((d["basis"] == "workload") == off for d in deployed)

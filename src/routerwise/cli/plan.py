@@ -65,6 +65,10 @@ def plan(
     no_correction: bool = typer.Option(
         False, "--no-correction", metavar="", help="Use estimated curves as estimated even "
         "where --profiles measure other shapes of the same model (no time-scale correction)."),
+    no_fixed_point: bool = typer.Option(
+        False, "--no-length-fixed-point", metavar="", help="Keep the search's curves (the "
+        "workload's lengths, an even split over replicas) instead of re-estimating the chosen "
+        "setup's with the lengths routed to each model (docs/simulate.md)."),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Also print plan.json."),
 ) -> None:
     """Plan GPUs (tp, replicas, MPS share per model) and routing prices within a latency SLO."""
@@ -88,7 +92,7 @@ def plan(
         try:
             run = run_or_exit(lambda: make_plan(
                 spec_obj, source, spec_path, supplied=tables, predictor=predictor,
-                correct=not no_correction,
+                correct=not no_correction, settle_lengths=not no_fixed_point,
                 config=SearchConfig(method=search, executor=executor, workers=workers,
                                     ray_address=ray_address),
                 profile_progress=on_profile,
