@@ -116,3 +116,24 @@ def test_embedding_remembers_training_prompts_across_save_and_load(
     assert loaded.memory_ is not None and len(loaded.memory_) == 300
     np.testing.assert_allclose(loaded.predict(train.prompts[:30], hints),
                                fitted.predict(train.prompts[:30], hints), atol=1e-12)
+
+
+def test_knn_corrects_the_winners_curse_on_labels_without_signal(tmp_path: Path) -> None:
+    from routerwise.predict.knn import KnnPredictor
+
+    base, rng = synthetic_workload(600, 0), np.random.default_rng(4)
+    assert base.prompts is not None
+    noise = (rng.random((600, 2)) < 0.5).astype(float)  # both models 0.5 on every prompt
+    test = list(synthetic_workload(200, 1).prompts or ())
+    estimate = {}
+    for correction in (False, True):
+        knn = KnnPredictor(k=10, correction=correction).fit(base.prompts, None, noise, MODELS,
+                                                            np.random.default_rng(0))
+        scores = knn.predict(test)
+        chosen = scores[np.arange(200), np.argmax(scores, axis=1)].mean()
+        estimate[correction] = chosen - scores.mean()  # the premium of the routed model
+    # both models are equally good everywhere: a premium is the winner's curse
+    assert estimate[False] > 0.05
+    assert estimate[True] < 0.01 and knn.shrink_ < 0.5
+    knn.save(tmp_path)
+    assert KnnPredictor.load(tmp_path).shrink_ == knn.shrink_
